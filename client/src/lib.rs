@@ -1,0 +1,1 @@
+//! The Janus client library and CLI.

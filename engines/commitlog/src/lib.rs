@@ -1,0 +1,1 @@
+//! The RocketMQ-model storage engine.

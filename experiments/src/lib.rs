@@ -1,0 +1,1 @@
+//! A/B experiments across the two storage engines.

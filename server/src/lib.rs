@@ -1,0 +1,1 @@
+//! The janusd broker.
