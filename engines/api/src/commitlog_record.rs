@@ -703,7 +703,7 @@ mod tests {
         let buf = encode(&meta(), b"hi", b"t", b"TAGS\x01a\x02");
         #[rustfmt::skip]
         let expected: Vec<u8> = [
-            &[0, 0, 0, 102][..],                       // TOTALSIZE 88 + 2 + 1 + 1 + 2 + 8
+            &[0, 0, 0, 101][..],                       // TOTALSIZE 88 + 2 + 1 + 1 + 2 + 7
             &[0xDA, 0xA3, 0x20, 0xA7],                 // MAGICCODE v1
             &crc32fast::hash(b"hi").to_be_bytes(),     // BODYCRC
             &[0, 0, 0, 3],                             // QUEUEID
@@ -719,13 +719,13 @@ mod tests {
             &[0; 8],                                   // PREPAREDTXOFFSET
             &[0, 0, 0, 2], b"hi",                      // BODY
             &[1], b"t",                                // TOPIC (1-byte length)
-            &[0, 8], b"TAGS\x01a\x02",                 // PROPERTIES
+            &[0, 7], b"TAGS\x01a\x02",                 // PROPERTIES
         ].concat();
         assert_eq!(buf, expected);
         assert_eq!(crc32fast::hash(b"hi"), 0xd8932aac);
         let Entry::Message(view) = parse_entry(&buf).unwrap() else { panic!("not a message") };
         assert_eq!(view.meta, meta());
-        assert_eq!(view.total_size, 102);
+        assert_eq!(view.total_size, 101);
         assert_eq!(view.body, b"hi");
         assert_eq!(view.topic, b"t");
         view.verify_crc().unwrap();
@@ -772,10 +772,11 @@ mod tests {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut bad = buf.clone();
                 bad[i] ^= flip;
+                let bad = Bytes::from(bad);
                 let _ = parse_entry(&bad).map(|e| {
                     if let Entry::Message(v) = e {
                         let _ = v.verify_crc();
-                        let _ = message_to_record(&v, &Bytes::copy_from_slice(&bad));
+                        let _ = message_to_record(&v, &bad);
                     }
                 });
             }
@@ -858,6 +859,45 @@ mod tests {
         region[a.len() + FIXED_HEADER_SIZE] ^= 0x40;
         let err = decode_region(&Bytes::from(region), 0, &mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("CRC"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(200))]
+
+        /// Any key, value and headers (any bytes, nulls, separators, '%') survive a message exactly.
+        #[test]
+        fn any_record_round_trips(
+            key in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+            value in proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..200)),
+            headers in proptest::collection::vec(
+                ("\\PC{0,8}|%[a-z\u{1}\u{2}]{0,3}", proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..20))),
+                0..5,
+            ),
+            offset in 0i64..i64::MAX,
+            ts in proptest::num::i64::ANY,
+        ) {
+            let mut props = Vec::new();
+            let hs: Vec<(&str, Option<&[u8]>)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+            encode_properties(&mut props, key.as_deref(), hs.iter().copied()).unwrap();
+            let mut m = meta();
+            m.queue_offset = offset;
+            m.born_timestamp = ts;
+            if value.is_none() {
+                m.sys_flag = SYSFLAG_NULL_VALUE;
+            }
+            let body = value.clone().unwrap_or_default();
+            let buf = Bytes::from(encode(&m, &body, b"topic", &props));
+            let mut out = Vec::new();
+            decode_region(&buf, 0, &mut out).unwrap();
+            let r = &out[0];
+            proptest::prop_assert_eq!(r.offset, offset);
+            proptest::prop_assert_eq!(r.timestamp_ms, ts);
+            proptest::prop_assert_eq!(r.key.as_deref().map(<[u8]>::to_vec), key);
+            proptest::prop_assert_eq!(r.value.as_deref().map(<[u8]>::to_vec), value);
+            let back: Vec<(String, Option<Vec<u8>>)> =
+                r.headers.iter().map(|h| (h.key.clone(), h.value.as_deref().map(<[u8]>::to_vec))).collect();
+            proptest::prop_assert_eq!(back, headers);
+        }
     }
 
     #[test]

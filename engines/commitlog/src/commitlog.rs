@@ -1,0 +1,675 @@
+//! The CommitLog: a chain of fixed-size mapped files named by their first physical offset, one writer
+//! ([`LogWriter`], kept under the engine's writer mutex), and a background allocator that creates (and
+//! optionally pre-warms) the next file before the writer needs it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+
+use janus_api::commitlog_record::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
+use janus_api::{IoResultExt, StorageError};
+
+use crate::mapped::{MappedFile, sync_dir};
+
+/// Name of the CommitLog directory under the engine's directory.
+pub const COMMITLOG_DIR: &str = "commitlog";
+
+/// A 20-digit, zero-padded file name for `offset`, as RocketMQ names its files.
+pub fn file_name(offset: u64) -> String {
+    format!("{offset:020}")
+}
+
+/// Parses a 20-digit file name.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) { name.parse().ok() } else { None }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One CommitLog file.
+#[derive(Debug)]
+pub struct LogFile {
+    /// Physical offset of its first byte.
+    pub start: u64,
+    /// The mapping.
+    pub map: Arc<MappedFile>,
+    /// Newest STORETIMESTAMP written to it by this process, `i64::MIN` when not known yet.
+    pub max_store_ms: AtomicI64,
+}
+
+impl LogFile {
+    /// Physical offset just past the file.
+    pub fn end(&self) -> u64 {
+        self.start + self.map.len() as u64
+    }
+}
+
+/// Checks what the body CRC does not cover: a valid topic and well-formed properties (a zeroed or cut tail fails).
+pub fn check_structure(view: &MessageView<'_>) -> Result<(), String> {
+    let topic = std::str::from_utf8(view.topic).map_err(|_| "topic is not UTF-8".to_string())?;
+    janus_api::validate_topic_name(topic).map_err(|e| e.to_string())?;
+    if !view.properties.is_empty() && view.properties.last() != Some(&rec::PROPERTY_SEPARATOR) {
+        return Err("properties do not end with a separator".into());
+    }
+    for pair in rec::properties(view.properties) {
+        let (name, value) = pair.map_err(|e| e.to_string())?;
+        if name != rec::PROPERTY_RECORD_KEY.as_bytes() {
+            rec::decode_escaped(name).map_err(|e| e.to_string())?;
+        }
+        rec::decode_escaped(value).map_err(|e| e.to_string())?;
+    }
+    if view.meta.queue_id < 0 || view.meta.queue_offset < 0 {
+        return Err("negative queue id or offset".into());
+    }
+    Ok(())
+}
+
+/// What a scan found at its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Physical offset after the last good message (or blank record).
+    pub end: u64,
+    /// Why it stopped there when it was not a clean end of data: the damage found.
+    pub damage: Option<String>,
+}
+
+/// The chain of CommitLog files (see the module docs).
+#[derive(Debug)]
+pub struct CommitLog {
+    dir: PathBuf,
+    file_bytes: u64,
+    prewarm: bool,
+    files: RwLock<Vec<Arc<LogFile>>>,
+    /// Physical end of the readable (published) messages.
+    written: AtomicU64,
+    /// Serialises file creation between the writer and the allocator.
+    create_lock: Mutex<()>,
+    /// The start offset the allocator should prepare next, if any.
+    wanted: Mutex<Option<u64>>,
+    wanted_changed: Condvar,
+    stop: AtomicBool,
+}
+
+impl CommitLog {
+    /// Opens (creating if needed) the CommitLog under `dir/commitlog`. Every file must be named by a
+    /// multiple of `file_bytes` and the chain must have no holes; torn files are extended. The written end is
+    /// not known until [`CommitLog::set_written`] (recovery decides it).
+    pub fn open(dir: &Path, file_bytes: u64, prewarm: bool) -> Result<CommitLog, StorageError> {
+        let dir = dir.join(COMMITLOG_DIR);
+        fs::create_dir_all(&dir).at(&dir)?;
+        let mut starts = Vec::new();
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(start) = parse_file_name(name) {
+                starts.push(start);
+            } else if name.ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        starts.sort_unstable();
+        let mut files = Vec::with_capacity(starts.len());
+        for (i, &start) in starts.iter().enumerate() {
+            let path = dir.join(file_name(start));
+            if start % file_bytes != 0 || (i > 0 && start != starts[i - 1] + file_bytes) {
+                return Err(StorageError::Corrupt {
+                    path,
+                    detail: format!(
+                        "CommitLog files must follow each other every commitlog.file.bytes = {file_bytes} bytes \
+                         (was the engine opened with a different commitlog.file.bytes, or a file removed?)"
+                    ),
+                });
+            }
+            let map = MappedFile::open(&path, file_bytes as usize)?;
+            files.push(Arc::new(LogFile { start, map: Arc::new(map), max_store_ms: AtomicI64::new(i64::MIN) }));
+        }
+        Ok(CommitLog {
+            dir,
+            file_bytes,
+            prewarm,
+            files: RwLock::new(files),
+            written: AtomicU64::new(0),
+            create_lock: Mutex::new(()),
+            wanted: Mutex::new(None),
+            wanted_changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// The CommitLog directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Size of every file.
+    pub fn file_bytes(&self) -> u64 {
+        self.file_bytes
+    }
+
+    /// A snapshot of the files, oldest first.
+    pub fn files(&self) -> Vec<Arc<LogFile>> {
+        self.files.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Physical offset of the oldest byte still stored (the first file's start), or the written end when
+    /// there is no file.
+    pub fn min_offset(&self) -> u64 {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files.first().map_or_else(|| self.written(), |f| f.start)
+    }
+
+    /// Physical end of the published messages.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    /// Sets the written end (recovery) and makes everything below it readable, nothing above.
+    pub fn set_written(&self, end: u64) {
+        for f in self.files() {
+            f.map.set_readable(end.saturating_sub(f.start).min(f.map.len() as u64) as usize);
+        }
+        self.written.store(end, Ordering::Release);
+    }
+
+    /// The file holding physical offset `phys`.
+    pub fn file_at(&self, phys: u64) -> Option<Arc<LogFile>> {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let first = files.first()?.start;
+        if phys < first {
+            return None;
+        }
+        let i = ((phys - first) / self.file_bytes) as usize;
+        files.get(i).filter(|f| f.start <= phys && phys < f.end()).cloned()
+    }
+
+    /// Parses the message at `phys` (which must be published), without checking its CRC.
+    pub fn with_message<T>(&self, phys: u64, f: impl FnOnce(&MessageView<'_>) -> T) -> Option<Result<T, StorageError>> {
+        let file = self.file_at(phys)?;
+        let pos = (phys - file.start) as usize;
+        let tail = file.map.tail_from(pos);
+        if tail.is_empty() {
+            return None;
+        }
+        Some(match rec::parse_entry(tail) {
+            Ok(Entry::Message(view)) => Ok(f(&view)),
+            Ok(_) => Err(StorageError::Corrupt {
+                path: file.map.path().to_path_buf(),
+                detail: format!("no message at physical offset {phys}"),
+            }),
+            Err(e) => Err(e.into_storage(file.map.path())),
+        })
+    }
+
+    /// Walks the messages from physical offset `from` (a record boundary) until the end of the data,
+    /// calling `f` for each message (and nothing for blank records). With `verify` every body CRC is
+    /// checked and the PHYSICALOFFSET field must match the position. Stops at the first record that does
+    /// not parse or check ([`check_structure`]) and reports it as damage.
+    pub fn scan(
+        &self,
+        from: u64,
+        verify: bool,
+        mut f: impl FnMut(u64, &MessageView<'_>) -> Result<(), StorageError>,
+    ) -> Result<ScanEnd, StorageError> {
+        let mut pos = from;
+        for file in self.files() {
+            if file.end() <= pos {
+                continue;
+            }
+            if file.start > pos {
+                break;
+            }
+            let data = file.map.tail_from(0);
+            loop {
+                let in_file = (pos - file.start) as usize;
+                if in_file >= data.len() {
+                    break;
+                }
+                let damage = |detail: String| {
+                    Ok(ScanEnd { end: pos, damage: Some(format!("{}: {detail}", file.map.path().display())) })
+                };
+                match rec::parse_entry(&data[in_file..]) {
+                    Ok(Entry::End) => return Ok(ScanEnd { end: pos, damage: None }),
+                    Ok(Entry::Blank(size)) => {
+                        if in_file + size != file.map.len() {
+                            return damage(format!("a blank record at {pos} does not end the file"));
+                        }
+                        pos += size as u64;
+                    }
+                    Ok(Entry::Message(view)) => {
+                        if verify {
+                            if let Err(e) = view.verify_crc() {
+                                return damage(format!("message at {pos}: {e}"));
+                            }
+                            if view.meta.physical_offset != pos as i64 {
+                                return damage(format!("message at {pos} says it is at {}", view.meta.physical_offset));
+                            }
+                            if in_file + view.total_size + BLANK_RECORD_SIZE > file.map.len() {
+                                return damage(format!("message at {pos} leaves no room for a blank record"));
+                            }
+                            if let Err(e) = check_structure(&view) {
+                                return damage(format!("message at {pos}: {e}"));
+                            }
+                        }
+                        f(pos, &view)?;
+                        pos += view.total_size as u64;
+                    }
+                    Err(e) => return damage(format!("at {pos}: {e}")),
+                }
+            }
+        }
+        Ok(ScanEnd { end: pos, damage: None })
+    }
+
+    /// Cuts the CommitLog at `end` (recovery): zeroes the rest of the file holding it and deletes every
+    /// later file. Only before the engine is shared.
+    pub fn truncate(&self, end: u64) -> Result<(), StorageError> {
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        while let Some(last) = files.last() {
+            if last.start > end || (last.start == end && files.len() > 1) {
+                let path = last.map.path().to_path_buf();
+                files.pop();
+                fs::remove_file(&path).at(&path)?;
+            } else {
+                break;
+            }
+        }
+        if let Some(last) = files.last()
+            && end >= last.start
+            && end < last.end()
+        {
+            // SAFETY: recovery runs before the engine is shared: no reader and no other writer exist.
+            unsafe { last.map.zero_from((end - last.start) as usize) };
+            last.map.flush_range(0, last.map.len())?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Removes (and unlinks) the files wholly below `end`, never the one holding the written end.
+    /// Returns them.
+    pub fn remove_files_before(&self, end: u64) -> Result<Vec<Arc<LogFile>>, StorageError> {
+        let written = self.written();
+        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut removed = Vec::new();
+        while let Some(first) = files.first() {
+            if first.end() <= end && first.end() <= written && files.len() > 1 {
+                removed.push(files.remove(0));
+            } else {
+                break;
+            }
+        }
+        drop(files);
+        for f in &removed {
+            fs::remove_file(f.map.path()).at(f.map.path())?;
+        }
+        if !removed.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    /// Writes back the published bytes in `from..to` (msync per file).
+    pub fn flush_range(&self, from: u64, to: u64) -> Result<(), StorageError> {
+        if to <= from {
+            return Ok(());
+        }
+        for f in self.files() {
+            let lo = from.max(f.start);
+            let hi = to.min(f.end());
+            if lo < hi {
+                f.map.flush_range((lo - f.start) as usize, (hi - lo) as usize)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The file starting at `start`, created now if neither it nor the allocator's file exists.
+    fn file_starting_at(&self, start: u64) -> Result<Arc<LogFile>, StorageError> {
+        if let Some(f) = self.file_at(start) {
+            return Ok(f);
+        }
+        let _guard = lock(&self.create_lock);
+        if let Some(f) = self.file_at(start) {
+            return Ok(f);
+        }
+        self.create_file(start)
+    }
+
+    /// Creates the file at `start` and adds it to the chain. Call with `create_lock` held.
+    fn create_file(&self, start: u64) -> Result<Arc<LogFile>, StorageError> {
+        {
+            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(last) = files.last()
+                && last.end() != start
+            {
+                return Err(StorageError::Corrupt {
+                    path: self.dir.join(file_name(start)),
+                    detail: format!("cannot create a CommitLog file at {start}: the chain ends at {}", last.end()),
+                });
+            }
+        }
+        let path = self.dir.join(file_name(start));
+        let map = MappedFile::create(&path, self.file_bytes as usize, self.prewarm)?;
+        let file = Arc::new(LogFile { start, map: Arc::new(map), max_store_ms: AtomicI64::new(i64::MIN) });
+        self.files.write().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Asks the allocator to prepare the file at `start`.
+    fn want(&self, start: u64) {
+        *lock(&self.wanted) = Some(start);
+        self.wanted_changed.notify_all();
+    }
+
+    /// Starts the allocator thread (it stops when [`CommitLog::stop`] is called).
+    pub fn start_allocator(self: &Arc<Self>) -> std::io::Result<JoinHandle<()>> {
+        let log = Arc::clone(self);
+        std::thread::Builder::new().name("janus-cl-alloc".into()).spawn(move || log.allocator_loop())
+    }
+
+    fn allocator_loop(&self) {
+        loop {
+            let start = {
+                let mut wanted = lock(&self.wanted);
+                loop {
+                    if self.stop.load(Ordering::Acquire) {
+                        return;
+                    }
+                    if let Some(start) = wanted.take() {
+                        break start;
+                    }
+                    wanted = self.wanted_changed.wait(wanted).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let _guard = lock(&self.create_lock);
+            if self.file_at(start).is_some() {
+                continue;
+            }
+            let ends_at_start = self.files().last().is_some_and(|f| f.end() == start);
+            if ends_at_start && let Err(e) = self.create_file(start) {
+                tracing::warn!(error = %e, start, "preallocating the next CommitLog file failed");
+            }
+        }
+    }
+
+    /// Stops the allocator thread.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        let _guard = lock(&self.wanted);
+        self.wanted_changed.notify_all();
+    }
+
+    /// The writer state for a CommitLog whose written end is `end`. With `staged`, messages are encoded into
+    /// a buffer and written to the file with `pwrite` at publish (see [`LogWriter`]); otherwise straight
+    /// into the mapping.
+    pub fn writer(self: &Arc<Self>, end: u64, last_store_ms: i64, staged: bool) -> Result<LogWriter, StorageError> {
+        let start = end - end % self.file_bytes;
+        let active = self.file_starting_at(start)?;
+        self.want(start + self.file_bytes);
+        Ok(LogWriter {
+            log: Arc::clone(self),
+            active,
+            pos: end,
+            last_store_ms,
+            populated: end,
+            staged,
+            stage: Vec::new(),
+            stage_at: None,
+        })
+    }
+}
+
+/// The single writer's state: the active file and the physical write position. Lives under the engine's
+/// writer mutex, so holding `&mut LogWriter` is holding that mutex.
+///
+/// Two ways to put bytes in a file, both only above its readable end:
+/// - mapped (the default): messages are encoded straight into the mapping through the raw pointer; pages
+///   are faulted in ahead of the writer with `madvise(MADV_POPULATE_WRITE)`, a few MiB at a time;
+/// - staged (`commitlog.staged.writes`, RocketMQ's `transientStorePoolEnable`): messages are encoded into
+///   an in-process buffer and written to the file with one `pwrite` per contiguous run at publish. The
+///   page cache is the same, so readers still read through the mapping; the writer avoids the page faults
+///   (and the kernel's zeroing of each fresh page) that writing through a mapping costs.
+#[derive(Debug)]
+pub struct LogWriter {
+    log: Arc<CommitLog>,
+    active: Arc<LogFile>,
+    pos: u64,
+    last_store_ms: i64,
+    /// Physical offset up to which the pages of the active file were faulted in writable ahead of use.
+    populated: u64,
+    /// Staged writes (see above).
+    staged: bool,
+    /// Encoded bytes not yet written to their file.
+    stage: Vec<u8>,
+    /// The file and position `stage[0]` belongs at.
+    stage_at: Option<(Arc<LogFile>, usize)>,
+}
+
+/// How far ahead of the write position the writer faults pages in, in one `madvise` each time.
+const POPULATE_CHUNK: u64 = 4 << 20;
+
+/// A place for one message: its file, position in the file and physical offset.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// The file.
+    pub file: Arc<LogFile>,
+    /// Position inside the file.
+    pub pos: usize,
+    /// Physical offset.
+    pub phys: u64,
+}
+
+impl LogWriter {
+    /// The physical write position.
+    pub fn pos(&self) -> u64 {
+        self.pos
+    }
+
+    /// The newest STORETIMESTAMP handed out.
+    pub fn last_store_ms(&self) -> i64 {
+        self.last_store_ms
+    }
+
+    /// A STORETIMESTAMP for the next message: the wall clock, never below the previous one.
+    pub fn store_timestamp(&mut self) -> i64 {
+        self.last_store_ms = self.last_store_ms.max(janus_api::now_ms());
+        self.last_store_ms
+    }
+
+    /// Reserves `size` bytes for a message: in the active file if it fits with room for a blank record
+    /// after it; otherwise fills the rest of the active file with a blank record and moves to the next
+    /// file. The caller fills the slot with [`LogWriter::write`] and publishes with [`LogWriter::publish`].
+    pub fn reserve(&mut self, size: usize) -> Result<Slot, StorageError> {
+        let file_bytes = self.log.file_bytes as usize;
+        if size + BLANK_RECORD_SIZE > file_bytes {
+            return Err(StorageError::MessageTooLarge { size, max: file_bytes - BLANK_RECORD_SIZE });
+        }
+        loop {
+            let in_file = (self.pos - self.active.start) as usize;
+            let remaining = file_bytes - in_file;
+            if size + BLANK_RECORD_SIZE <= remaining {
+                let slot = Slot { file: Arc::clone(&self.active), pos: in_file, phys: self.pos };
+                self.pos += size as u64;
+                if !self.staged {
+                    self.populate_ahead();
+                }
+                return Ok(slot);
+            }
+            // SAFETY: we are the writer (`&mut self` lives under the writer mutex) and `in_file..` lies at
+            // or above the readable end of the active file (the written end is at most `self.pos`).
+            let dst = unsafe { self.active.map.writable(in_file, remaining) };
+            rec::encode_blank(dst).map_err(|e| e.into_storage(self.active.map.path()))?;
+            let next = self.active.end();
+            self.active = self.log.file_starting_at(next)?;
+            self.pos = next;
+            self.log.want(next + self.log.file_bytes);
+        }
+    }
+
+    /// Faults the next pages of the active file in writable with one `madvise(MADV_POPULATE_WRITE)` per
+    /// [`POPULATE_CHUNK`] instead of one page fault per page (cheap on a pre-warmed file, whose pages are
+    /// in already).
+    fn populate_ahead(&mut self) {
+        if self.pos <= self.populated && self.populated - self.pos >= POPULATE_CHUNK / 2 {
+            return;
+        }
+        let start = self.populated.max(self.pos).max(self.active.start);
+        let end = (start + POPULATE_CHUNK).min(self.active.end());
+        if start < end {
+            self.active.map.populate((start - self.active.start) as usize, (end - start) as usize);
+        }
+        self.populated = end;
+    }
+
+    /// The bytes of a reserved slot, to fill: in the mapping, or in the stage (writing out the staged run
+    /// first when this slot does not continue it).
+    pub fn write<'a>(&'a mut self, slot: &'a Slot, size: usize) -> Result<&'a mut [u8], StorageError> {
+        if !self.staged {
+            // SAFETY: `slot` was handed out by `reserve` for `size` bytes above the written end, and is not
+            // yet published; `&mut self` proves we hold the writer mutex. The borrow ends before `publish`.
+            return Ok(unsafe { slot.file.map.writable(slot.pos, size) });
+        }
+        let continues = self
+            .stage_at
+            .as_ref()
+            .is_some_and(|(f, pos)| Arc::ptr_eq(f, &slot.file) && pos + self.stage.len() == slot.pos);
+        if !continues {
+            self.write_stage()?;
+            self.stage_at = Some((Arc::clone(&slot.file), slot.pos));
+        }
+        let from = self.stage.len();
+        self.stage.resize(from + size, 0);
+        Ok(&mut self.stage[from..])
+    }
+
+    /// Writes the staged run to its file.
+    fn write_stage(&mut self) -> Result<(), StorageError> {
+        if let Some((file, pos)) = self.stage_at.take()
+            && !self.stage.is_empty()
+        {
+            file.map.write_at(pos, &self.stage)?;
+        }
+        self.stage.clear();
+        Ok(())
+    }
+
+    /// Records a message's store time for retention.
+    pub fn note_store_time(&self, slot: &Slot, store_ms: i64) {
+        slot.file.max_store_ms.fetch_max(store_ms, Ordering::Relaxed);
+    }
+
+    /// Makes everything written so far readable (writing out the stage first).
+    pub fn publish(&mut self) -> Result<(), StorageError> {
+        self.write_stage()?;
+        let old = self.log.written();
+        if old >= self.active.start {
+            // No roll since the last publish: only the active file moves.
+            self.active.map.set_readable((self.pos - self.active.start) as usize);
+            self.log.written.store(self.pos, Ordering::Release);
+            return Ok(());
+        }
+        for f in self.log.files() {
+            if f.end() <= old {
+                continue;
+            }
+            if f.start > self.pos {
+                break;
+            }
+            f.map.set_readable((self.pos - f.start).min(f.map.len() as u64) as usize);
+        }
+        self.log.written.store(self.pos, Ordering::Release);
+        Ok(())
+    }
+
+    /// Undoes everything written since `mark` (a position returned by [`LogWriter::pos`] with nothing
+    /// published since): zeroes the unpublished bytes and moves the write position back.
+    pub fn rollback(&mut self, mark: u64) -> Result<(), StorageError> {
+        self.stage.clear();
+        self.stage_at = None;
+        for f in self.log.files() {
+            if f.end() <= mark || f.start >= self.pos {
+                continue;
+            }
+            let lo = (mark.max(f.start) - f.start) as usize;
+            let hi = (self.pos.min(f.end()) - f.start) as usize;
+            // SAFETY: `lo..hi` lies above the written end (nothing was published since `mark`) and we are
+            // the writer.
+            unsafe { f.map.writable(lo, hi - lo) }.fill(0);
+        }
+        self.pos = mark;
+        self.active = self.log.file_starting_at(mark - mark % self.log.file_bytes)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use janus_api::commitlog_record::{MessageMeta, body_crc, encode_message, message_size};
+
+    fn put(w: &mut LogWriter, body: &[u8], offset: i64) -> u64 {
+        let size = message_size(body.len(), 1, 0).unwrap();
+        let slot = w.reserve(size).unwrap();
+        let meta = MessageMeta { queue_offset: offset, physical_offset: slot.phys as i64, ..Default::default() };
+        let dst = w.write(&slot, size).unwrap();
+        encode_message(dst, &meta, body_crc(body), body, b"t", b"").unwrap();
+        w.publish().unwrap();
+        slot.phys
+    }
+
+    #[test]
+    fn blank_records_fill_file_ends_and_scans_cross_them() {
+        for staged in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Arc::new(CommitLog::open(dir.path(), 4096, false).unwrap());
+            log.set_written(0);
+            let mut w = log.writer(0, 0, staged).unwrap();
+            let body = vec![7u8; 1000];
+            let mut phys = Vec::new();
+            for i in 0..10 {
+                phys.push(put(&mut w, &body, i));
+            }
+            // 1092-byte messages: three per 4096-byte file, then a 820-byte blank record.
+            assert_eq!(message_size(1000, 1, 0).unwrap(), 1092);
+            assert_eq!(phys[3], 4096);
+            let first = log.files()[0].map.tail_from(3 * 1092).to_vec();
+            assert_eq!(first.len(), 820);
+            assert_eq!(&first[..8], &[0, 0, 0x03, 0x34, 0xCB, 0xD4, 0x31, 0x94]);
+            let mut seen = Vec::new();
+            let end = log.scan(0, true, |p, v| {
+                seen.push((p, v.meta.queue_offset));
+                Ok(())
+            });
+            assert_eq!(end.unwrap(), ScanEnd { end: w.pos(), damage: None });
+            assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), phys);
+            assert!(w.reserve(4096).is_err());
+            let names: Vec<_> = log.files().iter().map(|f| f.start).collect();
+            assert!(names.starts_with(&[0, 4096, 8192, 12288]), "{names:?}");
+        }
+    }
+
+    #[test]
+    fn rollback_zeroes_unpublished_bytes_across_a_roll() {
+        for staged in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let log = Arc::new(CommitLog::open(dir.path(), 4096, false).unwrap());
+            log.set_written(0);
+            let mut w = log.writer(0, 0, staged).unwrap();
+            put(&mut w, &[1u8; 3000], 0);
+            let mark = w.pos();
+            let size = message_size(2000, 1, 0).unwrap();
+            let slot = w.reserve(size).unwrap();
+            assert_eq!(slot.phys, 4096);
+            w.write(&slot, size).unwrap().fill(9);
+            w.rollback(mark).unwrap();
+            assert_eq!(w.pos(), mark);
+            let end = log.scan(0, true, |_, _| Ok(())).unwrap();
+            assert_eq!(end, ScanEnd { end: mark, damage: None });
+            assert_eq!(put(&mut w, &[2u8; 10], 1), mark);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Broker-wide settings of the commitlog engine, with their config keys and allowed ranges.
+
+use janus_api::ConfigError;
+
+/// Settings of one [`crate::CommitLogEngine`]. Build with [`CommitLogOptions::default`] and
+/// [`CommitLogOptions::set`] (or set the fields and call [`CommitLogOptions::validate`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitLogOptions {
+    /// `commitlog.file.bytes`: size of every CommitLog file (RocketMQ: 1 GiB).
+    pub file_bytes: u64,
+    /// `commitlog.prewarm`: touch every page of a new CommitLog file and `madvise(WILLNEED)` it before use.
+    pub prewarm: bool,
+    /// `commitlog.staged.writes`: encode messages into a buffer and `pwrite` them to the CommitLog file
+    /// instead of writing through the mapping (RocketMQ's `transientStorePoolEnable`); reads still use the
+    /// mapping. Off by default.
+    pub staged_writes: bool,
+    /// `consumequeue.file.entries`: 20-byte entries per ConsumeQueue file (RocketMQ: 300,000).
+    pub consumequeue_file_entries: u32,
+    /// `consumequeue.open.files`: most ConsumeQueue files kept open and mapped at once (an LRU).
+    pub consumequeue_open_files: usize,
+    /// `index.slots`: hash slots per IndexFile (RocketMQ: 5,000,000).
+    pub index_slots: u32,
+    /// `index.entries`: entries per IndexFile (RocketMQ: 20,000,000).
+    pub index_entries: u32,
+    /// `checkpoint.interval.ms`: how often the flusher syncs everything and writes the checkpoint.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for CommitLogOptions {
+    fn default() -> Self {
+        CommitLogOptions {
+            file_bytes: 1 << 30,
+            prewarm: false,
+            staged_writes: false,
+            consumequeue_file_entries: 300_000,
+            consumequeue_open_files: 1_000,
+            index_slots: 5_000_000,
+            index_entries: 20_000_000,
+            checkpoint_interval_ms: 10_000,
+        }
+    }
+}
+
+/// One broker-wide key: its name and what it accepts.
+struct Key {
+    name: &'static str,
+    allowed: &'static str,
+    min: u64,
+    max: u64,
+}
+
+const FILE_BYTES: Key =
+    Key { name: "commitlog.file.bytes", allowed: "an integer from 4096 to 17179869184", min: 4096, max: 1 << 34 };
+const PREWARM: Key = Key { name: "commitlog.prewarm", allowed: "true or false", min: 0, max: 1 };
+const STAGED: Key = Key { name: "commitlog.staged.writes", allowed: "true or false", min: 0, max: 1 };
+const CQ_ENTRIES: Key =
+    Key { name: "consumequeue.file.entries", allowed: "an integer from 16 to 50000000", min: 16, max: 50_000_000 };
+const CQ_OPEN: Key =
+    Key { name: "consumequeue.open.files", allowed: "an integer from 2 to 1000000", min: 2, max: 1_000_000 };
+const INDEX_SLOTS: Key = Key { name: "index.slots", allowed: "an integer from 1 to 50000000", min: 1, max: 50_000_000 };
+const INDEX_ENTRIES: Key =
+    Key { name: "index.entries", allowed: "an integer from 2 to 100000000", min: 2, max: 100_000_000 };
+const CHECKPOINT: Key =
+    Key { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
+
+/// Every key [`CommitLogOptions::set`] accepts.
+pub const OPTION_KEYS: &[&str] = &[
+    FILE_BYTES.name,
+    PREWARM.name,
+    STAGED.name,
+    CQ_ENTRIES.name,
+    CQ_OPEN.name,
+    INDEX_SLOTS.name,
+    INDEX_ENTRIES.name,
+    CHECKPOINT.name,
+];
+
+fn check(key: &Key, n: u64) -> Result<u64, ConfigError> {
+    if n < key.min || n > key.max { Err(ConfigError::new(key.name, n.to_string(), key.allowed)) } else { Ok(n) }
+}
+
+fn parse(key: &Key, value: &str) -> Result<u64, ConfigError> {
+    let n: u64 = value.trim().parse().map_err(|_| ConfigError::new(key.name, value, key.allowed))?;
+    check(key, n).map_err(|_| ConfigError::new(key.name, value, key.allowed))
+}
+
+fn parse_bool(key: &Key, value: &str) -> Result<bool, ConfigError> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::new(key.name, value, key.allowed)),
+    }
+}
+
+impl CommitLogOptions {
+    /// Sets one key from its string value, refusing unknown keys and out-of-range values.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "commitlog.file.bytes" => self.file_bytes = parse(&FILE_BYTES, value)?,
+            "commitlog.prewarm" => {
+                self.prewarm = parse_bool(&PREWARM, value)?;
+            }
+            "commitlog.staged.writes" => self.staged_writes = parse_bool(&STAGED, value)?,
+            "consumequeue.file.entries" => self.consumequeue_file_entries = parse(&CQ_ENTRIES, value)? as u32,
+            "consumequeue.open.files" => self.consumequeue_open_files = parse(&CQ_OPEN, value)? as usize,
+            "index.slots" => self.index_slots = parse(&INDEX_SLOTS, value)? as u32,
+            "index.entries" => self.index_entries = parse(&INDEX_ENTRIES, value)? as u32,
+            "checkpoint.interval.ms" => self.checkpoint_interval_ms = parse(&CHECKPOINT, value)?,
+            _ => {
+                return Err(ConfigError::new(
+                    key,
+                    value,
+                    format!("unknown commitlog engine key; known keys: {}", OPTION_KEYS.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every field against its key's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check(&FILE_BYTES, self.file_bytes)?;
+        check(&CQ_ENTRIES, u64::from(self.consumequeue_file_entries))?;
+        check(&CQ_OPEN, self.consumequeue_open_files as u64)?;
+        check(&INDEX_SLOTS, u64::from(self.index_slots))?;
+        check(&INDEX_ENTRIES, u64::from(self.index_entries))?;
+        check(&CHECKPOINT, self.checkpoint_interval_ms)?;
+        Ok(())
+    }
+
+    /// Bytes of one IndexFile with these options.
+    pub fn index_file_bytes(&self) -> u64 {
+        crate::index_file::file_size(self.index_slots, self.index_entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_ranges_name_the_key() {
+        let mut o = CommitLogOptions::default();
+        o.set("commitlog.file.bytes", "65536").unwrap();
+        o.set("commitlog.prewarm", "true").unwrap();
+        o.set("consumequeue.file.entries", "1000").unwrap();
+        o.set("index.slots", "100").unwrap();
+        o.set("index.entries", "400").unwrap();
+        assert_eq!(o.file_bytes, 65536);
+        assert!(o.prewarm);
+        o.validate().unwrap();
+        for (k, v) in [
+            ("commitlog.file.bytes", "100"),
+            ("commitlog.prewarm", "yes"),
+            ("consumequeue.file.entries", "0"),
+            ("index.entries", "x"),
+        ] {
+            let err = o.set(k, v).unwrap_err();
+            assert_eq!(err.key, k);
+        }
+        let err = o.set("commitlog.nope", "1").unwrap_err();
+        assert!(err.to_string().contains("unknown"), "{err}");
+        let bad = CommitLogOptions { file_bytes: 10, ..CommitLogOptions::default() };
+        assert_eq!(bad.validate().unwrap_err().key, "commitlog.file.bytes");
+    }
+}
