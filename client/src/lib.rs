@@ -1,1 +1,45 @@
-//! The Janus client library and CLI.
+//! The Janus client library and the `janus` CLI.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), janus_client::ClientError> {
+//! use janus_client::{Client, ConsumerConfig, Engine, NewTopic, ProducerConfig, ProducerRecord};
+//!
+//! let client = Client::connect("http://127.0.0.1:7070").await?;
+//! client.create_topic(&NewTopic::new("orders", Engine::Segment).partitions(3)).await?;
+//!
+//! let producer = client.producer(ProducerConfig::default());
+//! let ack = producer.send(ProducerRecord::new("orders", "hello").key("k1")).await?;
+//! let stored = ack.await?; // partition and offset
+//! producer.flush().await?;
+//!
+//! let mut consumer = client.consumer("orders", ConsumerConfig::with_group("billing")).await?;
+//! while let Some(record) = consumer.poll(Some(std::time::Duration::from_secs(1))).await? {
+//!     println!("{}:{} {:?}", record.partition, record.offset, record.value);
+//! }
+//! consumer.close().await?; // commits the group's offsets
+//! # let _ = stored;
+//! # Ok(()) }
+//! ```
+//!
+//! The client depends only on the generated gRPC API (`janus-proto`), never on a storage engine.
+
+mod admin;
+pub mod cli;
+mod client;
+pub mod consumer;
+pub mod error;
+mod groups;
+pub mod partitioner;
+pub mod producer;
+pub mod record;
+pub mod types;
+
+pub use client::{Client, ClientOptions};
+pub use consumer::{Consumer, ConsumerBatch, ConsumerConfig, FetchMode};
+pub use error::{ClientError, Code};
+pub use janus_proto::v1 as proto;
+pub use producer::{DeliveryFuture, Producer, ProducerConfig, RequestObserver, RequestReport, SendMode};
+pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
+pub use types::{
+    Append, Compression, Engine, GroupPartition, NewTopic, PartitionInfo, Position, TopicDescription, TopicInfo,
+};

@@ -1,0 +1,284 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::types::{Compression, Engine, Position};
+
+/// Default broker URL when neither `--broker` nor `JANUS_BROKER` is given.
+pub const DEFAULT_BROKER: &str = "http://127.0.0.1:7070";
+
+/// Command-line client for the Janus broker.
+#[derive(Debug, Parser)]
+#[command(name = "janus", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Broker URL.
+    #[arg(long, global = true, env = "JANUS_BROKER", default_value = DEFAULT_BROKER)]
+    pub broker: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, list, describe, alter and delete topics.
+    #[command(subcommand)]
+    Topic(TopicCommand),
+    /// Produce one message per line of stdin (or --file).
+    Produce(ProduceArgs),
+    /// Print messages, one per line.
+    Consume(ConsumeArgs),
+    /// List, describe and reset consumer groups.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Measure produce or consume throughput and latency.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `janus topic ...`
+#[derive(Debug, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// Topic name.
+        name: String,
+        /// Storage engine: segment (Kafka model) or commitlog (RocketMQ model).
+        #[arg(long)]
+        engine: Engine,
+        /// Partition count (default: the broker's `partitions`).
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// A per-topic config override, KEY=VALUE (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// List topics.
+    List,
+    /// Show a topic's configs and each partition's start and end offsets.
+    Describe {
+        /// Topic name.
+        name: String,
+    },
+    /// Change config keys of a topic.
+    Alter {
+        /// Topic name.
+        name: String,
+        /// KEY=VALUE to set (repeatable).
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value, required = true)]
+        configs: Vec<(String, String)>,
+    },
+    /// Delete a topic and its data.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+/// `janus produce ...`
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic.
+    pub topic: String,
+    /// Send every message to this partition (default: by key, else spread).
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Key of every message.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Tag of every message (the TAGS header).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// A header KEY=VALUE on every message (repeatable).
+    #[arg(long = "header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub headers: Vec<(String, String)>,
+    /// Wait until the messages are on disk per the topic's flush policy.
+    #[arg(long)]
+    pub durable: bool,
+    /// Read messages from this file instead of stdin.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Request compression: none, gzip or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: Compression,
+}
+
+/// Output format of `janus consume`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The value only, raw bytes.
+    Value,
+    /// One JSON object per message: partition, offset, timestamp, key, value, headers.
+    Json,
+}
+
+/// `janus consume ...`
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic.
+    pub topic: String,
+    /// Read only this partition (default: all).
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Consumer group: resume from its committed offsets and commit what was printed.
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Where to start (partitions without a committed offset): earliest, latest, OFFSET or @UNIX_MS.
+    #[arg(long, default_value = "earliest")]
+    pub from: Position,
+    /// Only messages with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub max: Option<u64>,
+    /// Stop when no message arrives for this long (default: wait forever).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Value)]
+    pub format: Format,
+}
+
+/// `janus group ...`
+#[derive(Debug, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups.
+    List,
+    /// Committed offset, end offset and lag per partition.
+    Describe {
+        /// Group name.
+        group: String,
+    },
+    /// Move a group's committed offsets.
+    Reset {
+        /// Group name.
+        group: String,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Target: earliest, latest, OFFSET or @UNIX_MS.
+        #[arg(long)]
+        to: Position,
+        /// Only this partition (default: all).
+        #[arg(long)]
+        partition: Option<u32>,
+    },
+}
+
+/// `janus bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Produce N messages of SIZE bytes as fast as possible.
+    Produce(BenchProduceArgs),
+    /// Consume N messages from the start of the topic as fast as possible.
+    Consume(BenchConsumeArgs),
+}
+
+/// Options shared by both benchmarks.
+#[derive(Debug, Args)]
+pub struct BenchCommon {
+    /// Topic (must exist).
+    pub topic: String,
+    /// Number of messages.
+    #[arg(long)]
+    pub messages: u64,
+    /// Message size in bytes (value).
+    #[arg(long)]
+    pub size: usize,
+    /// Produce: sending tasks and requests in flight per partition. Consume: parallel consumers
+    /// (partitions are dealt out among them).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+}
+
+/// How bench produce ships batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchSendMode {
+    /// Unary Produce calls.
+    Unary,
+    /// ProduceStream calls.
+    Stream,
+}
+
+/// How bench consume reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchReadMode {
+    /// Subscribe streams.
+    Subscribe,
+    /// Long-poll Fetch calls.
+    Fetch,
+}
+
+/// `janus bench produce ...`
+#[derive(Debug, Args)]
+pub struct BenchProduceArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: BenchCommon,
+    /// Send every message to this partition (default: spread over all).
+    #[arg(long)]
+    pub partition: Option<u32>,
+    /// Producer batch size in bytes.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub batch_bytes: usize,
+    /// Producer linger in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    pub linger_ms: u64,
+    /// Unary requests or ProduceStream.
+    #[arg(long, value_enum, default_value_t = BenchSendMode::Unary)]
+    pub mode: BenchSendMode,
+    /// Request compression: none, gzip or zstd.
+    #[arg(long, default_value = "none")]
+    pub compression: Compression,
+    /// Wait for the disk (wait_durable).
+    #[arg(long)]
+    pub durable: bool,
+}
+
+/// `janus bench consume ...`
+#[derive(Debug, Args)]
+pub struct BenchConsumeArgs {
+    /// Common options.
+    #[command(flatten)]
+    pub common: BenchCommon,
+    /// Bytes per broker response (0 = broker default).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_bytes: u32,
+    /// Subscribe streams or Fetch calls.
+    #[arg(long, value_enum, default_value_t = BenchReadMode::Subscribe)]
+    pub mode: BenchReadMode,
+    /// Give up when no message arrives for this long.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+}
+
+/// Parses `KEY=VALUE` (the value may contain `=`; the key may not be empty).
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_values_parse() {
+        assert_eq!(parse_key_value("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert_eq!(parse_key_value("retention.ms=").unwrap(), ("retention.ms".into(), String::new()));
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

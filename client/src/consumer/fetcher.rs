@@ -1,0 +1,116 @@
+//! Per-partition reader tasks feeding the consumer's queue.
+
+use std::time::Duration;
+
+use janus_proto::v1 as pb;
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::error::{ClientError, Result};
+use crate::types::Position;
+
+/// A broker response (or a failure) for one partition.
+pub(crate) struct Event {
+    /// The partition it concerns.
+    pub partition: u32,
+    /// The response, or why the partition's reader stopped.
+    pub result: Result<pb::FetchResponse>,
+}
+
+/// What a reader task reads.
+#[derive(Clone)]
+pub(crate) struct ReadSpec {
+    pub client: Client,
+    pub topic: String,
+    pub partition: u32,
+    pub tags: Vec<String>,
+    pub max_bytes: u32,
+}
+
+/// Subscribe mode: one stream; resubscribes from the next offset if the broker ends it cleanly.
+pub(crate) async fn subscribe_loop(spec: ReadSpec, start: Position, tx: mpsc::Sender<Event>) {
+    const MAX_QUIET_ENDS: u32 = 3;
+    let mut position = start;
+    let mut quiet_ends = 0;
+    loop {
+        let request = pb::SubscribeRequest {
+            topic: spec.topic.clone(),
+            partition: spec.partition,
+            start: Some(position.to_proto()),
+            tags: spec.tags.clone(),
+            max_bytes: spec.max_bytes,
+        };
+        let mut stream = match spec.client.subscribe(request).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let _ = tx.send(Event { partition: spec.partition, result: Err(e) }).await;
+                return;
+            }
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(response)) => {
+                    quiet_ends = 0;
+                    position = Position::Offset(response.next_offset);
+                    if response.messages.is_empty() {
+                        continue;
+                    }
+                    if tx.send(Event { partition: spec.partition, result: Ok(response) }).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    let _ = tx.send(Event { partition: spec.partition, result: Err(status.into()) }).await;
+                    return;
+                }
+            }
+        }
+        quiet_ends += 1;
+        if quiet_ends > MAX_QUIET_ENDS {
+            let e = ClientError::Protocol(format!(
+                "the broker keeps ending the subscription to {}/{}",
+                spec.topic, spec.partition
+            ));
+            let _ = tx.send(Event { partition: spec.partition, result: Err(e) }).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50 * u64::from(quiet_ends))).await;
+    }
+}
+
+/// Fetch mode: long-poll fetches from `offset`.
+pub(crate) async fn fetch_loop(spec: ReadSpec, mut offset: i64, max_wait: Duration, tx: mpsc::Sender<Event>) {
+    let max_wait_ms = max_wait.as_millis().min(u128::from(u32::MAX)) as u32;
+    loop {
+        let request = pb::FetchRequest {
+            topic: spec.topic.clone(),
+            partition: spec.partition,
+            offset,
+            max_bytes: spec.max_bytes,
+            max_wait_ms,
+            tags: spec.tags.clone(),
+        };
+        match spec.client.fetch(request).await {
+            Ok(response) => {
+                offset = response.next_offset.max(offset);
+                if response.messages.is_empty() {
+                    if tx.is_closed() {
+                        return;
+                    }
+                    if max_wait_ms == 0 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    continue;
+                }
+                if tx.send(Event { partition: spec.partition, result: Ok(response) }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Event { partition: spec.partition, result: Err(e) }).await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The per-partition sender task: ships sealed batches in order, unary or over a ProduceStream.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use janus_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::batch::{Batch, Pending, split_ranges};
+use super::config::{RequestObserver, RequestReport};
+use super::delivery::BatchAck;
+use crate::client::Client;
+use crate::error::{ClientError, Result};
+use crate::types::{Append, Compression, merge_append};
+
+/// What the producer asks of a partition's sender task.
+pub(crate) enum Command {
+    /// Send this batch after the ones before it.
+    Batch(Batch),
+    /// Answer once everything queued before has been acknowledged (closing an open stream).
+    Flush(oneshot::Sender<()>),
+}
+
+/// Appends and the first error since the last flush.
+#[derive(Default)]
+pub(crate) struct Report {
+    inner: Mutex<(Vec<Append>, Option<ClientError>)>,
+}
+
+impl Report {
+    fn record(&self, topic: &str, partition: u32, result: &Result<BatchAck>) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(ack) => {
+                for &(base_offset, last_offset) in &ack.ranges {
+                    let append = Append { topic: topic.to_string(), partition, base_offset, last_offset };
+                    merge_append(&mut guard.0, append);
+                }
+            }
+            Err(e) => {
+                if guard.1.is_none() {
+                    guard.1 = Some(e.clone());
+                }
+            }
+        }
+    }
+
+    /// Takes what was recorded since the last call.
+    pub fn take(&self) -> (Vec<Append>, Option<ClientError>) {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        (std::mem::take(&mut guard.0), guard.1.take())
+    }
+}
+
+/// Everything a sender task needs; shared by the producer's tasks.
+#[derive(Clone)]
+pub(crate) struct SenderContext {
+    pub client: Client,
+    pub compression: Compression,
+    pub wait_durable: bool,
+    pub max_in_flight: usize,
+    pub stream_bytes: usize,
+    pub stream_time: Duration,
+    pub observer: Option<RequestObserver>,
+    pub report: Arc<Report>,
+}
+
+impl SenderContext {
+    fn finish(
+        &self,
+        topic: &str,
+        partition: u32,
+        counts: (usize, usize),
+        latency: Duration,
+        result: &Result<BatchAck>,
+    ) {
+        self.report.record(topic, partition, result);
+        if let Some(observer) = &self.observer {
+            observer(&RequestReport {
+                topic: topic.to_string(),
+                partition,
+                messages: counts.0,
+                bytes: counts.1,
+                latency,
+                ok: result.is_ok(),
+            });
+        }
+    }
+}
+
+/// Unary mode: one Produce call per batch, at most `max_in_flight` at once.
+pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut in_flight: VecDeque<JoinHandle<()>> = VecDeque::new();
+    while let Some(command) = rx.recv().await {
+        match command {
+            Command::Batch(batch) => {
+                while in_flight.len() >= ctx.max_in_flight.max(1) {
+                    if let Some(handle) = in_flight.pop_front() {
+                        let _ = handle.await;
+                    }
+                }
+                in_flight.push_back(tokio::spawn(send_unary(ctx.clone(), batch)));
+            }
+            Command::Flush(done) => {
+                for handle in in_flight.drain(..) {
+                    let _ = handle.await;
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+    for handle in in_flight {
+        let _ = handle.await;
+    }
+}
+
+async fn send_unary(ctx: SenderContext, batch: Batch) {
+    let topic = batch.topic.clone();
+    let partition = batch.partition;
+    let (request, pending) = batch.into_request(ctx.wait_durable);
+    let started = Instant::now();
+    let result = ctx.client.produce_with(request, ctx.compression).await;
+    let latency = started.elapsed();
+    let result = result.and_then(|appends| {
+        let ranges = ranges_of(partition, &appends);
+        let mut split = split_ranges(&ranges, &[pending.count]).ok_or_else(|| mismatch(&ranges, pending.count))?;
+        Ok(BatchAck { partition, ranges: split.pop().unwrap_or_default() })
+    });
+    ctx.finish(&topic, partition, (pending.count, pending.bytes), latency, &result);
+    pending.resolve(result);
+}
+
+/// Stream mode: batches go on one ProduceStream until it is big or old enough, or a flush comes.
+pub(crate) async fn run_stream(ctx: SenderContext, mut rx: mpsc::UnboundedReceiver<Command>) {
+    loop {
+        let first = match rx.recv().await {
+            None => return,
+            Some(Command::Flush(done)) => {
+                let _ = done.send(());
+                continue;
+            }
+            Some(Command::Batch(batch)) => batch,
+        };
+        let open = stream_epoch(&ctx, first, &mut rx).await;
+        if !open {
+            return;
+        }
+    }
+}
+
+/// One stream: returns false once the command channel is closed.
+async fn stream_epoch(ctx: &SenderContext, first: Batch, rx: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+    let topic = first.topic.clone();
+    let partition = first.partition;
+    let (tx, requests) = mpsc::channel::<pb::ProduceRequest>(4);
+    let client = ctx.client.clone();
+    let compression = ctx.compression;
+    let started = Instant::now();
+    let call = tokio::spawn(async move { client.produce_stream(ReceiverStream::new(requests), compression).await });
+    let deadline = tokio::time::Instant::now() + ctx.stream_time;
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut bytes = 0usize;
+    let mut waiters = Vec::new();
+    let mut open = true;
+    let mut next = Some(first);
+    loop {
+        if let Some(batch) = next.take() {
+            let (request, p) = batch.into_request(ctx.wait_durable);
+            bytes += p.bytes;
+            pending.push(p);
+            if tx.send(request).await.is_err() {
+                break; // the call already failed; its error is collected below
+            }
+        }
+        if bytes >= ctx.stream_bytes {
+            break;
+        }
+        tokio::select! {
+            command = rx.recv() => match command {
+                None => { open = false; break; }
+                Some(Command::Batch(batch)) => next = Some(batch),
+                Some(Command::Flush(done)) => { waiters.push(done); break; }
+            },
+            _ = tokio::time::sleep_until(deadline) => break,
+        }
+    }
+    drop(tx);
+    let result = match call.await {
+        Ok(result) => result,
+        Err(e) => Err(ClientError::Protocol(format!("produce stream task failed: {e}"))),
+    };
+    let latency = started.elapsed();
+    let counts: Vec<usize> = pending.iter().map(|p| p.count).collect();
+    let total: usize = counts.iter().sum();
+    let per_batch = result.and_then(|appends| {
+        let ranges = ranges_of(partition, &appends);
+        split_ranges(&ranges, &counts).ok_or_else(|| mismatch(&ranges, total))
+    });
+    let whole: Result<BatchAck> = per_batch
+        .as_ref()
+        .map(|split| BatchAck { partition, ranges: split.iter().flatten().copied().collect() })
+        .map_err(Clone::clone);
+    ctx.finish(&topic, partition, (total, bytes), latency, &whole);
+    match per_batch {
+        Ok(split) => {
+            for (p, ranges) in pending.into_iter().zip(split) {
+                p.resolve(Ok(BatchAck { partition, ranges }));
+            }
+        }
+        Err(e) => {
+            for p in pending {
+                p.resolve(Err(e.clone()));
+            }
+        }
+    }
+    for done in waiters {
+        let _ = done.send(());
+    }
+    open
+}
+
+fn ranges_of(partition: u32, appends: &[pb::PartitionAppend]) -> Vec<(i64, i64)> {
+    appends.iter().filter(|a| a.partition == partition).map(|a| (a.base_offset, a.last_offset)).collect()
+}
+
+fn mismatch(ranges: &[(i64, i64)], count: usize) -> ClientError {
+    ClientError::Protocol(format!("sent {count} messages but the broker acknowledged offset ranges {ranges:?}"))
+}

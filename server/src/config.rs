@@ -1,0 +1,534 @@
+//! Broker configuration: embedded defaults, an optional TOML file, `JANUS_*` environment variables and
+//! command-line overrides, validated into one [`BrokerConfig`].
+//!
+//! Precedence, lowest first: built-in defaults, the TOML file, the environment, then [`ConfigOverrides`]
+//! (the `janusd` flags). Every key lives at a path of the TOML file; the environment variable for a path is
+//! `JANUS_` followed by the path in upper case with `.` (a section boundary) written as `__`:
+//!
+//! | TOML | environment | meaning |
+//! |---|---|---|
+//! | `data_dir` | `JANUS_DATA_DIR` | data directory (`meta/`, `segment/`, `commitlog/`) |
+//! | `grpc_addr` | `JANUS_GRPC_ADDR` | gRPC listen address (port 0 picks a free port) |
+//! | `metrics_addr` | `JANUS_METRICS_ADDR` | Prometheus HTTP listen address |
+//! | `retention_check_interval_ms` | `JANUS_RETENTION_CHECK_INTERVAL_MS` | Kafka's `log.retention.check.interval.ms` |
+//! | `default_engine` | `JANUS_DEFAULT_ENGINE` | engine of topics created without one (`segment`) |
+//! | `metrics_interval_ms` | `JANUS_METRICS_INTERVAL_MS` | how often disk use and consumer lag are measured |
+//! | `shutdown_timeout_ms` | `JANUS_SHUTDOWN_TIMEOUT_MS` | how long shutdown waits for in-flight requests |
+//! | `[topic_defaults] retention_ms` | `JANUS_TOPIC_DEFAULTS__RETENTION_MS` | broker default of the topic key `retention.ms` |
+//! | `[commitlog] file_bytes` | `JANUS_COMMITLOG__FILE_BYTES` | `commitlog.file.bytes` |
+//! | `[segment] index_bytes` | `JANUS_SEGMENT__INDEX_BYTES` | segment engine `segment.index.bytes` |
+//! | `[limits] inflight_bytes` | `JANUS_LIMITS__INFLIGHT_BYTES` | broker-wide in-flight byte budget |
+//!
+//! `[topic_defaults]` holds a broker-wide default for every per-topic key (`partitions` and the keys of
+//! [`janus_api::config::TOPIC_CONFIG_KEYS`]); a key's `.` is written `_` (`flush_policy`, `retention_ms`,
+//! ...). In the file the dotted spelling (`"retention.ms" = 1000`) is accepted too; the `_` spelling wins
+//! when both are given, so the environment overrides either. Unknown keys and out-of-range values are
+//! refused with an error naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use janus_api::TopicConfig;
+use janus_api::topic::MAX_PARTITIONS;
+use janus_commitlog::CommitLogOptions;
+use janus_segment::SegmentOptions;
+use serde::Deserialize;
+
+/// A refused configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key is unknown or its value is out of range.
+    #[error("invalid config '{key}' = '{value}': {allowed}")]
+    Invalid {
+        /// The key, as written in the TOML file (`limits.inflight_bytes`, `topic_defaults.retention_ms`).
+        key: String,
+        /// The value given.
+        value: String,
+        /// What the key accepts.
+        allowed: String,
+    },
+    /// The file could not be read or parsed, or a value has the wrong type.
+    #[error("could not load the configuration: {0}")]
+    Load(String),
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, value: impl ToString, allowed: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.into(), value: value.to_string(), allowed: allowed.into() }
+    }
+
+    /// The key this error is about, when it names one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Load(_) => None,
+        }
+    }
+}
+
+/// Settings of the commitlog engine (`[commitlog]`), see [`CommitLogOptions`].
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommitLogSection {
+    /// `commitlog.file.bytes`: size of every CommitLog file.
+    pub file_bytes: u64,
+    /// `commitlog.prewarm`: touch and `madvise(WILLNEED)` new CommitLog files.
+    pub prewarm: bool,
+    /// `commitlog.staged.writes`: `pwrite` staged messages instead of writing through the mapping.
+    pub staged_writes: bool,
+    /// `consumequeue.file.entries`: 20-byte entries per ConsumeQueue file.
+    pub consumequeue_file_entries: u32,
+    /// `consumequeue.open.files`: ConsumeQueue files kept mapped at once.
+    pub consumequeue_open_files: usize,
+    /// `index.slots`: hash slots per IndexFile.
+    pub index_slots: u32,
+    /// `index.entries`: entries per IndexFile.
+    pub index_entries: u32,
+    /// `checkpoint.interval.ms`: how often the engine writes its checkpoint.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for CommitLogSection {
+    fn default() -> Self {
+        let o = CommitLogOptions::default();
+        CommitLogSection {
+            file_bytes: o.file_bytes,
+            prewarm: o.prewarm,
+            staged_writes: o.staged_writes,
+            consumequeue_file_entries: o.consumequeue_file_entries,
+            consumequeue_open_files: o.consumequeue_open_files,
+            index_slots: o.index_slots,
+            index_entries: o.index_entries,
+            checkpoint_interval_ms: o.checkpoint_interval_ms,
+        }
+    }
+}
+
+impl CommitLogSection {
+    /// The engine options, each value checked by the engine's own rules.
+    pub fn to_options(&self) -> Result<CommitLogOptions, ConfigError> {
+        let pairs: [(&str, &str, String); 8] = [
+            ("file_bytes", "commitlog.file.bytes", self.file_bytes.to_string()),
+            ("prewarm", "commitlog.prewarm", self.prewarm.to_string()),
+            ("staged_writes", "commitlog.staged.writes", self.staged_writes.to_string()),
+            ("consumequeue_file_entries", "consumequeue.file.entries", self.consumequeue_file_entries.to_string()),
+            ("consumequeue_open_files", "consumequeue.open.files", self.consumequeue_open_files.to_string()),
+            ("index_slots", "index.slots", self.index_slots.to_string()),
+            ("index_entries", "index.entries", self.index_entries.to_string()),
+            ("checkpoint_interval_ms", "checkpoint.interval.ms", self.checkpoint_interval_ms.to_string()),
+        ];
+        let mut options = CommitLogOptions::default();
+        for (field, engine_key, value) in pairs {
+            options.set(engine_key, &value).map_err(|e| {
+                ConfigError::invalid(format!("commitlog.{field}"), &value, format!("{} ({engine_key})", e.allowed))
+            })?;
+        }
+        Ok(options)
+    }
+}
+
+/// Settings of the segment engine (`[segment]`), see [`SegmentOptions`].
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SegmentSection {
+    /// `segment.index.bytes`: preallocated size of each index file of an active segment.
+    pub index_bytes: usize,
+    /// Most partitions whose files stay open; 0 picks it from the descriptor and mapping limits.
+    pub max_open_partitions: usize,
+    /// How often the recovery-point checkpoint is rewritten.
+    pub checkpoint_interval_ms: u64,
+}
+
+impl Default for SegmentSection {
+    fn default() -> Self {
+        let o = SegmentOptions::default();
+        SegmentSection {
+            index_bytes: o.max_index_bytes,
+            max_open_partitions: 0,
+            checkpoint_interval_ms: o.checkpoint_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl SegmentSection {
+    /// The engine options.
+    pub fn to_options(&self) -> Result<SegmentOptions, ConfigError> {
+        let mut o = SegmentOptions::default();
+        if self.index_bytes < 64 || self.index_bytes > i32::MAX as usize {
+            return Err(ConfigError::invalid(
+                "segment.index_bytes",
+                self.index_bytes,
+                "an integer from 64 to 2147483647",
+            ));
+        }
+        if self.checkpoint_interval_ms == 0 || self.checkpoint_interval_ms > 86_400_000 {
+            return Err(ConfigError::invalid(
+                "segment.checkpoint_interval_ms",
+                self.checkpoint_interval_ms,
+                "an integer from 1 to 86400000",
+            ));
+        }
+        o.max_index_bytes = self.index_bytes;
+        if self.max_open_partitions > 0 {
+            o.max_open_partitions = self.max_open_partitions;
+        }
+        o.checkpoint_interval = std::time::Duration::from_millis(self.checkpoint_interval_ms);
+        Ok(o)
+    }
+}
+
+/// Memory and concurrency limits (`[limits]`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest gRPC message the broker decodes (tonic's `max_decoding_message_size`).
+    pub max_request_bytes: usize,
+    /// Broker-wide budget of bytes held by in-flight produce requests and fetch responses; producers
+    /// beyond it wait.
+    pub inflight_bytes: u64,
+    /// The same budget per client connection.
+    pub connection_inflight_bytes: u64,
+    /// Requests processed at once per connection.
+    pub concurrency_per_connection: usize,
+    /// HTTP/2 streams a client may open at once per connection.
+    pub max_concurrent_streams: u32,
+    /// Engine calls running at once on blocking threads.
+    pub blocking_threads: usize,
+    /// Responses a subscription buffers ahead of its reader.
+    pub subscribe_buffer: usize,
+    /// Bytes per fetch or subscription response when the request says 0.
+    pub default_fetch_bytes: u32,
+    /// Largest `max_bytes` a fetch may ask for (larger requests are clamped).
+    pub max_fetch_bytes: u32,
+    /// Longest `max_wait_ms` a fetch may ask for (larger requests are clamped).
+    pub max_fetch_wait_ms: u32,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_request_bytes: 16 * 1024 * 1024,
+            inflight_bytes: 256 * 1024 * 1024,
+            connection_inflight_bytes: 64 * 1024 * 1024,
+            concurrency_per_connection: 256,
+            max_concurrent_streams: 1024,
+            blocking_threads: 64,
+            subscribe_buffer: 4,
+            default_fetch_bytes: 1024 * 1024,
+            max_fetch_bytes: 4 * 1024 * 1024,
+            max_fetch_wait_ms: 60_000,
+        }
+    }
+}
+
+fn check_range(key: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        Err(ConfigError::invalid(key, value, format!("an integer from {min} to {max}")))
+    } else {
+        Ok(())
+    }
+}
+
+impl LimitsSection {
+    /// Refuses values the broker cannot work with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const GIB: u64 = 1 << 30;
+        check_range("limits.max_request_bytes", self.max_request_bytes as u64, 1024, GIB)?;
+        check_range("limits.inflight_bytes", self.inflight_bytes, 1024, u32::MAX as u64)?;
+        check_range("limits.connection_inflight_bytes", self.connection_inflight_bytes, 1024, u32::MAX as u64)?;
+        check_range("limits.concurrency_per_connection", self.concurrency_per_connection as u64, 1, 1_000_000)?;
+        check_range("limits.max_concurrent_streams", self.max_concurrent_streams as u64, 1, 1_000_000)?;
+        check_range("limits.blocking_threads", self.blocking_threads as u64, 1, 4096)?;
+        check_range("limits.subscribe_buffer", self.subscribe_buffer as u64, 1, 1024)?;
+        check_range("limits.default_fetch_bytes", self.default_fetch_bytes as u64, 1, GIB)?;
+        check_range("limits.max_fetch_bytes", self.max_fetch_bytes as u64, 1, GIB)?;
+        check_range("limits.max_fetch_wait_ms", self.max_fetch_wait_ms as u64, 0, 3_600_000)?;
+        Ok(())
+    }
+}
+
+/// The whole broker configuration. `Default` is the embedded defaults (no file needed).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Data directory: `meta/` (RocksDB), `segment/`, `commitlog/`.
+    pub data_dir: PathBuf,
+    /// gRPC listen address.
+    pub grpc_addr: SocketAddr,
+    /// Prometheus metrics HTTP listen address.
+    pub metrics_addr: SocketAddr,
+    /// Engine of topics created without one: `segment` or `commitlog`.
+    pub default_engine: String,
+    /// Broker-wide defaults of the per-topic keys, as written (see the module docs); validated by
+    /// [`BrokerConfig::topic_defaults`].
+    pub topic_defaults: BTreeMap<String, String>,
+    /// Commitlog engine settings.
+    pub commitlog: CommitLogSection,
+    /// Segment engine settings.
+    pub segment: SegmentSection,
+    /// Memory and concurrency limits.
+    pub limits: LimitsSection,
+    /// How often retention (and compaction) runs, in milliseconds.
+    pub retention_check_interval_ms: u64,
+    /// How often disk use and consumer lag are measured, in milliseconds.
+    pub metrics_interval_ms: u64,
+    /// How long a graceful shutdown waits for in-flight requests before closing them, in milliseconds.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            data_dir: PathBuf::from("./data"),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 7071)),
+            default_engine: "segment".to_string(),
+            topic_defaults: BTreeMap::new(),
+            commitlog: CommitLogSection::default(),
+            segment: SegmentSection::default(),
+            limits: LimitsSection::default(),
+            retention_check_interval_ms: 5 * 60 * 1000,
+            metrics_interval_ms: 10_000,
+            shutdown_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// What the command line (or a test) sets over the file and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOverrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--grpc-addr`.
+    pub grpc_addr: Option<SocketAddr>,
+    /// `--metrics-addr`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Any other key by its TOML path (`limits.inflight_bytes`, `topic_defaults.retention_ms`).
+    pub set: Vec<(String, String)>,
+}
+
+/// The validated broker-wide topic defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// `partitions`: used when a create request says 0.
+    pub partitions: u32,
+    /// Every other per-topic key.
+    pub config: TopicConfig,
+}
+
+/// Environment variables of the `janus` CLI that janusd ignores rather than refusing as unknown keys.
+const CLIENT_ENV: &[&str] = &["JANUS_BROKER"];
+
+impl BrokerConfig {
+    /// Loads the configuration: defaults, then `config_file` (TOML) if given, then `JANUS_*` environment
+    /// variables, then `overrides`; and validates it.
+    pub fn load(config_file: Option<&Path>, overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
+        Self::load_with_env(config_file, None, overrides)
+    }
+
+    /// Like [`BrokerConfig::load`], reading the environment from `env` instead of the process when given
+    /// (variable name to value, names with the `JANUS_` prefix).
+    pub fn load_with_env(
+        config_file: Option<&Path>,
+        env: Option<BTreeMap<String, String>>,
+        overrides: &ConfigOverrides,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(ConfigError::Load(format!("config file {} does not exist", path.display())));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        // `JANUS_BROKER` and the like belong to the `janus` CLI, which often shares a shell with janusd.
+        let env = env.unwrap_or_else(|| std::env::vars().filter(|(k, _)| k.starts_with("JANUS_")).collect());
+        let env = env.into_iter().filter(|(k, _)| !CLIENT_ENV.contains(&k.as_str())).collect();
+        let environment =
+            config::Environment::with_prefix("JANUS").prefix_separator("_").separator("__").source(Some(env));
+        builder = builder.add_source(environment);
+        let set = |b: config::ConfigBuilder<_>, k: &str, v: String| {
+            b.set_override(k, v).map_err(|e| ConfigError::Load(format!("override of '{k}': {e}")))
+        };
+        if let Some(d) = &overrides.data_dir {
+            builder = set(builder, "data_dir", d.to_string_lossy().into_owned())?;
+        }
+        if let Some(a) = overrides.grpc_addr {
+            builder = set(builder, "grpc_addr", a.to_string())?;
+        }
+        if let Some(a) = overrides.metrics_addr {
+            builder = set(builder, "metrics_addr", a.to_string())?;
+        }
+        for (k, v) in &overrides.set {
+            builder = set(builder, k, v.clone())?;
+        }
+        let built = builder.build().map_err(|e| ConfigError::Load(e.to_string()))?;
+        let config: BrokerConfig = built.try_deserialize().map_err(|e| ConfigError::Load(describe_load_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value; the error names the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("data_dir", "", "a directory path"));
+        }
+        if let Err(e) = self.default_engine.parse::<janus_api::EngineKind>() {
+            return Err(ConfigError::invalid("default_engine", &self.default_engine, e));
+        }
+        self.topic_defaults()?;
+        self.commitlog.to_options()?;
+        self.segment.to_options()?;
+        self.limits.validate()?;
+        check_range("retention_check_interval_ms", self.retention_check_interval_ms, 1, 86_400_000)?;
+        check_range("metrics_interval_ms", self.metrics_interval_ms, 1, 86_400_000)?;
+        check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)?;
+        Ok(())
+    }
+
+    /// The broker-wide topic defaults, validated: `[topic_defaults]` keys in either spelling (`retention_ms`
+    /// or `retention.ms`; the first wins when both are present).
+    pub fn topic_defaults(&self) -> Result<TopicDefaults, ConfigError> {
+        let mut normalized: BTreeMap<String, (String, &String, bool)> = BTreeMap::new();
+        for (key, value) in &self.topic_defaults {
+            let underscore = !key.contains('.');
+            let dotted = key.replace('_', ".");
+            match normalized.get(&dotted) {
+                Some((_, _, true)) if !underscore => {}
+                _ => {
+                    normalized.insert(dotted, (key.clone(), value, underscore));
+                }
+            }
+        }
+        let mut defaults = TopicDefaults { partitions: 1, config: TopicConfig::default() };
+        for (dotted, (written, value, _)) in normalized {
+            let path = format!("topic_defaults.{written}");
+            if dotted == "partitions" {
+                let n: u32 =
+                    value.trim().parse().ok().filter(|n| (1..=MAX_PARTITIONS).contains(n)).ok_or_else(|| {
+                        ConfigError::invalid(&path, value, format!("an integer from 1 to {MAX_PARTITIONS}"))
+                    })?;
+                defaults.partitions = n;
+                continue;
+            }
+            defaults.config.set(&dotted, value).map_err(|e| ConfigError::invalid(&path, value, e.allowed))?;
+        }
+        Ok(defaults)
+    }
+}
+
+/// Makes the `config` crate's deserialization errors say which key they are about.
+fn describe_load_error(e: config::ConfigError) -> String {
+    let text = e.to_string();
+    if text.contains("unknown field") {
+        format!("{text} (unknown config key; check the spelling in the file and the JANUS_* environment variables)")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn load(file: Option<&str>, vars: &[(&str, &str)], o: &ConfigOverrides) -> Result<BrokerConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("janusd.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        BrokerConfig::load_with_env(file.map(|_| path.as_path()), env(vars), o)
+    }
+
+    #[test]
+    fn no_file_gives_the_embedded_defaults() {
+        let c = load(None, &[], &ConfigOverrides::default()).unwrap();
+        assert_eq!(c, BrokerConfig::default());
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:7070");
+        assert_eq!(c.metrics_addr.to_string(), "127.0.0.1:7071");
+        assert_eq!(c.retention_check_interval_ms, 300_000);
+        let d = c.topic_defaults().unwrap();
+        assert_eq!(d.partitions, 1);
+        assert_eq!(d.config, TopicConfig::default());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let file = r#"
+            data_dir = "/var/lib/janus"
+            grpc_addr = "0.0.0.0:9000"
+            retention_check_interval_ms = 1000
+            [topic_defaults]
+            partitions = 3
+            retention_ms = 5000
+            "flush.policy" = "sync"
+            [commitlog]
+            file_bytes = 65536
+            [limits]
+            inflight_bytes = 4096
+        "#;
+        let vars = [
+            ("JANUS_GRPC_ADDR", "127.0.0.1:9001"),
+            ("JANUS_TOPIC_DEFAULTS__RETENTION_MS", "7000"),
+            ("JANUS_COMMITLOG__PREWARM", "true"),
+            ("OTHER_VAR", "ignored"),
+        ];
+        let o = ConfigOverrides { grpc_addr: Some("127.0.0.1:0".parse().unwrap()), ..Default::default() };
+        let c = load(Some(file), &vars, &o).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/janus"));
+        assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:0");
+        assert_eq!(c.retention_check_interval_ms, 1000);
+        assert_eq!(c.commitlog.file_bytes, 65536);
+        assert!(c.commitlog.prewarm);
+        assert_eq!(c.limits.inflight_bytes, 4096);
+        let d = c.topic_defaults().unwrap();
+        assert_eq!(d.partitions, 3);
+        assert_eq!(d.config.retention_ms, Some(7000));
+        assert_eq!(d.config.flush_policy, janus_api::FlushPolicy::Sync);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let err = load(Some("nope = 1"), &[], &ConfigOverrides::default()).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let ok = load(None, &[("JANUS_BROKER", "http://127.0.0.1:7070")], &ConfigOverrides::default());
+        assert!(ok.is_ok(), "the CLI's JANUS_BROKER must not stop janusd: {ok:?}");
+        let err = load(None, &[("JANUS_LIMITS__NOPE", "1")], &ConfigOverrides::default()).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = load(Some("[topic_defaults]\nretention_mss = 1"), &[], &ConfigOverrides::default()).unwrap_err();
+        assert_eq!(err.key(), Some("topic_defaults.retention_mss"), "{err}");
+        assert!(err.to_string().contains("unknown config key"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key_and_the_range() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("[topic_defaults]\nflush_policy = \"often\"", "topic_defaults.flush_policy", "os, interval, sync"),
+            ("[topic_defaults]\npartitions = 0", "topic_defaults.partitions", "1 to 100000"),
+            ("[commitlog]\nfile_bytes = 10", "commitlog.file_bytes", "4096"),
+            ("[limits]\nblocking_threads = 0", "limits.blocking_threads", "1 to 4096"),
+            ("[segment]\nindex_bytes = 1", "segment.index_bytes", "64"),
+            ("retention_check_interval_ms = 0", "retention_check_interval_ms", "1 to"),
+        ];
+        for (file, key, allowed) in cases {
+            let err = load(Some(file), &[], &ConfigOverrides::default()).unwrap_err();
+            assert_eq!(err.key(), Some(*key), "{err}");
+            assert!(err.to_string().contains(allowed), "{err}");
+        }
+        let err = load(None, &[("JANUS_GRPC_ADDR", "not-an-address")], &ConfigOverrides::default()).unwrap_err();
+        assert!(err.to_string().contains("grpc_addr"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err =
+            BrokerConfig::load_with_env(Some(Path::new("/nonexistent/janusd.toml")), env(&[]), &Default::default())
+                .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/janusd.toml"), "{err}");
+    }
+}

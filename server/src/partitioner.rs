@@ -1,0 +1,126 @@
+//! Choosing a partition for a message: Kafka's murmur2 of the key (so keys land where Kafka's Java client
+//! puts them), or for keyless messages one partition per request, rotating between requests.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Kafka's `Utils.murmur2`: MurmurHash2 (32-bit) with seed `0x9747b28c`, reading 4-byte little-endian
+/// chunks, as the Java client computes it (signed result).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const SEED: u32 = 0x9747_b28c;
+    const M: u32 = 0x5bd1_e995;
+    const R: u32 = 24;
+    let mut h: u32 = SEED ^ data.len() as u32;
+    let mut chunks = data.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> R;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        if tail.len() >= 3 {
+            h ^= u32::from(tail[2]) << 16;
+        }
+        if tail.len() >= 2 {
+            h ^= u32::from(tail[1]) << 8;
+        }
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// Kafka's `Utils.toPositive`: clears the sign bit (not `abs`, which overflows on `i32::MIN`).
+pub fn to_positive(n: i32) -> u32 {
+    (n & 0x7fff_ffff) as u32
+}
+
+/// The partition Kafka's default partitioner picks for `key` among `partitions` (`partitions` > 0).
+pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+    to_positive(murmur2(key)) % partitions.max(1)
+}
+
+/// Spreads keyless messages: every request sends all of its keyless messages to one partition (sticky,
+/// so they make one batch), and the next request moves on to the next partition.
+#[derive(Debug, Default)]
+pub struct KeylessSpreader {
+    next: AtomicU32,
+}
+
+impl KeylessSpreader {
+    /// A spreader starting at `start` (e.g. a random partition, so restarts do not all begin at 0).
+    pub fn starting_at(start: u32) -> Self {
+        KeylessSpreader { next: AtomicU32::new(start) }
+    }
+
+    /// The partition for one request's keyless messages.
+    pub fn pick(&self, partitions: u32) -> u32 {
+        self.next.fetch_add(1, Ordering::Relaxed) % partitions.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Kafka's `UtilsTest.testMurmur2` vectors (the Java client's signed results).
+    #[test]
+    fn murmur2_matches_kafka_byte_for_byte() {
+        let cases: [(&[u8], i32); 6] = [
+            (b"21", -973_932_308),
+            (b"foobar", -790_332_482),
+            (b"a-little-bit-long-string", -985_981_536),
+            (b"a-little-bit-longer-string", -1_486_304_829),
+            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
+            (b"abc", 479_470_107),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(murmur2(input), expected, "murmur2({})", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn every_tail_length_and_high_bytes_are_handled() {
+        // Bytes >= 0x80 are read unsigned (Java's `& 0xff`); each tail length takes its own branch.
+        let data: Vec<u8> = (0..16u8).map(|i| 0x80 | i).collect();
+        let hashes: Vec<i32> = (0..8).map(|n| murmur2(&data[..n])).collect();
+        for (i, a) in hashes.iter().enumerate() {
+            for b in &hashes[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        // The empty key: seed ^ 0 through the final mix only.
+        let mut h: u32 = 0x9747_b28c;
+        h ^= h >> 13;
+        h = h.wrapping_mul(0x5bd1_e995);
+        h ^= h >> 15;
+        assert_eq!(murmur2(b""), h as i32);
+        assert_eq!(murmur2(b""), 275_646_681);
+    }
+
+    #[test]
+    fn partitions_follow_to_positive_modulo() {
+        // toPositive(-790332482) = 1357151166; 1357151166 % 50 = 16.
+        assert_eq!(to_positive(-790_332_482), 1_357_151_166);
+        assert_eq!(partition_for_key(b"foobar", 50), 16);
+        assert_eq!(to_positive(i32::MIN), 0);
+        assert_eq!(to_positive(-1), i32::MAX as u32);
+        for p in 1..20 {
+            assert!(partition_for_key(b"21", p) < p);
+        }
+    }
+
+    #[test]
+    fn keyless_requests_rotate() {
+        let s = KeylessSpreader::starting_at(0);
+        let picks: Vec<u32> = (0..6).map(|_| s.pick(3)).collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(s.pick(1), 0);
+    }
+}

@@ -1,0 +1,123 @@
+//! Shared helpers of the server's integration tests: brokers on 127.0.0.1 port 0 with temp data dirs,
+//! small engine files, and the generated tonic clients.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use janus_proto::v1;
+use janus_proto::v1::admin_client::AdminClient;
+use janus_proto::v1::consumer_client::ConsumerClient;
+use janus_proto::v1::producer_client::ProducerClient;
+use janus_server::{Broker, BrokerConfig};
+use tonic::transport::Channel;
+
+/// A config for tests: loopback port 0 for both listeners, small engine files.
+pub fn config(data_dir: &Path) -> BrokerConfig {
+    let mut c = BrokerConfig {
+        data_dir: data_dir.to_path_buf(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        shutdown_timeout_ms: 10_000,
+        ..BrokerConfig::default()
+    };
+    c.commitlog.file_bytes = 1 << 20;
+    c.commitlog.consumequeue_file_entries = 1024;
+    c.commitlog.index_slots = 1024;
+    c.commitlog.index_entries = 4096;
+    c.segment.index_bytes = 64 * 1024;
+    c
+}
+
+/// The three API clients of a broker.
+pub struct Clients {
+    pub admin: AdminClient<Channel>,
+    pub producer: ProducerClient<Channel>,
+    pub consumer: ConsumerClient<Channel>,
+}
+
+pub async fn connect(addr: std::net::SocketAddr) -> Clients {
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    Clients {
+        admin: AdminClient::new(channel.clone()),
+        producer: ProducerClient::new(channel.clone()).max_decoding_message_size(64 << 20),
+        consumer: ConsumerClient::new(channel).max_decoding_message_size(64 << 20),
+    }
+}
+
+pub async fn start(config: BrokerConfig) -> (Broker, Clients) {
+    let broker = Broker::start(config).await.expect("broker starts");
+    let clients = connect(broker.grpc_addr()).await;
+    (broker, clients)
+}
+
+pub async fn create(c: &mut Clients, name: &str, engine: v1::Engine, partitions: u32, configs: &[(&str, &str)]) {
+    c.admin
+        .create_topic(v1::CreateTopicRequest {
+            name: name.into(),
+            engine: engine as i32,
+            partitions,
+            configs: configs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create {name}: {e}"));
+}
+
+pub fn msg(key: Option<&str>, value: &str) -> v1::Message {
+    v1::Message {
+        key: key.map(|k| bytes::Bytes::copy_from_slice(k.as_bytes())),
+        value: Some(bytes::Bytes::copy_from_slice(value.as_bytes())),
+        headers: vec![],
+        timestamp_ms: 0,
+    }
+}
+
+pub fn tagged(value: &str, tag: &str) -> v1::Message {
+    v1::Message {
+        headers: vec![v1::Header { key: "TAGS".into(), value: Some(bytes::Bytes::copy_from_slice(tag.as_bytes())) }],
+        ..msg(None, value)
+    }
+}
+
+pub async fn produce(
+    c: &mut Clients,
+    topic: &str,
+    partition: Option<u32>,
+    messages: Vec<v1::Message>,
+) -> v1::ProduceResponse {
+    c.producer
+        .produce(v1::ProduceRequest { topic: topic.into(), partition, messages, wait_durable: false })
+        .await
+        .unwrap_or_else(|e| panic!("produce to {topic}: {e}"))
+        .into_inner()
+}
+
+pub async fn fetch(
+    c: &mut Clients,
+    topic: &str,
+    partition: u32,
+    offset: i64,
+) -> Result<v1::FetchResponse, tonic::Status> {
+    c.consumer
+        .fetch(v1::FetchRequest { topic: topic.into(), partition, offset, max_bytes: 0, max_wait_ms: 0, tags: vec![] })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+pub fn values(r: &v1::FetchResponse) -> Vec<String> {
+    r.messages.iter().map(|m| String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into_owned()).collect()
+}
+
+/// GETs the metrics endpoint and returns the body.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text
+}
