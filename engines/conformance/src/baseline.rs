@@ -13,7 +13,12 @@
 //!   pay the same receiving cost.
 //!
 //! Every helper times only the data path: creating, warming and removing files happen outside the returned
-//! [`Duration`].
+//! [`Duration`]. The `*_timed` variants return a [`Timing`]: the wall-clock time and the CPU time of the
+//! calling thread ([`Stopwatch`]). On a shared machine the wall time of a stretch includes whatever time the
+//! thread spent preempted by other processes; its CPU time does not, so for work done entirely on the calling
+//! thread (a `write(2)`, or an engine append under `flush.policy=os`) CPU-time ratios are the steadier ones.
+//!
+//! [`paired`] alternates an engine measurement with its baseline round by round, and reports both ratios.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -35,24 +40,81 @@ fn scratch_path(dir: &Path, what: &str) -> PathBuf {
     dir.join(format!("baseline-{what}-{}-{n}.bin", std::process::id()))
 }
 
+/// CPU time consumed so far by the calling thread (`CLOCK_THREAD_CPUTIME_ID`), user and system.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = nix::libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the kernel always supports.
+    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Wall-clock time and calling-thread CPU time of one measured stretch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Elapsed wall-clock time.
+    pub wall: Duration,
+    /// CPU time of the thread that measured (user and system), excluding time spent waiting or preempted.
+    pub cpu: Duration,
+}
+
+impl std::ops::Add for Timing {
+    type Output = Timing;
+
+    fn add(self, other: Timing) -> Timing {
+        Timing { wall: self.wall + other.wall, cpu: self.cpu + other.cpu }
+    }
+}
+
+/// Measures a [`Timing`]: started by [`Stopwatch::start`], read by [`Stopwatch::stop`] on the same thread.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    /// Starts measuring on the calling thread.
+    pub fn start() -> Self {
+        Stopwatch { wall: Instant::now(), cpu: thread_cpu_time() }
+    }
+
+    /// The time since [`Stopwatch::start`]; call it on the thread that started it.
+    pub fn stop(&self) -> Timing {
+        Timing { wall: self.wall.elapsed(), cpu: thread_cpu_time().saturating_sub(self.cpu) }
+    }
+}
+
 /// Writes `chunk` repeatedly to a new file in `dir` until at least `total_bytes` are written, one `write(2)`
 /// per chunk (looping only over short writes), and returns how long the writes took. The file is created
 /// before and removed after the timed part. Panics if `chunk` is empty.
 pub fn raw_append(dir: &Path, chunk: &[u8], total_bytes: u64) -> io::Result<Duration> {
+    raw_append_timed(dir, chunk, total_bytes).map(|t| t.wall)
+}
+
+/// As [`raw_append`], returning wall and CPU time.
+pub fn raw_append_timed(dir: &Path, chunk: &[u8], total_bytes: u64) -> io::Result<Timing> {
     append_chunks(dir, chunk, total_bytes, false)
 }
 
 /// As [`raw_append`], with an `fdatasync(2)` after every chunk: the simplest durable writer, and what the
 /// `sync` flush policy is measured against.
 pub fn raw_append_sync(dir: &Path, chunk: &[u8], total_bytes: u64) -> io::Result<Duration> {
+    raw_append_sync_timed(dir, chunk, total_bytes).map(|t| t.wall)
+}
+
+/// As [`raw_append_sync`], returning wall and CPU time.
+pub fn raw_append_sync_timed(dir: &Path, chunk: &[u8], total_bytes: u64) -> io::Result<Timing> {
     append_chunks(dir, chunk, total_bytes, true)
 }
 
-fn append_chunks(dir: &Path, chunk: &[u8], total_bytes: u64, sync: bool) -> io::Result<Duration> {
+fn append_chunks(dir: &Path, chunk: &[u8], total_bytes: u64, sync: bool) -> io::Result<Timing> {
     assert!(!chunk.is_empty(), "raw_append needs a non-empty chunk");
     let path = scratch_path(dir, "append");
     let mut file = OpenOptions::new().write(true).create_new(true).open(&path)?;
-    let started = Instant::now();
+    let watch = Stopwatch::start();
     let mut written = 0u64;
     let result = (|| {
         while written < total_bytes {
@@ -64,12 +126,12 @@ fn append_chunks(dir: &Path, chunk: &[u8], total_bytes: u64, sync: bool) -> io::
         }
         Ok::<(), io::Error>(())
     })();
-    let elapsed = started.elapsed();
+    let timing = watch.stop();
     drop(file);
     let removed = fs::remove_file(&path);
     result?;
     removed?;
-    Ok(elapsed)
+    Ok(timing)
 }
 
 /// `n` files in one directory written round-robin, one `write(2)` of the chunk to each file in turn: the raw
@@ -221,8 +283,14 @@ impl LoopbackDrain {
     /// partial sends) on the sending end, which must be in blocking mode, and waits until the draining
     /// thread has read them all. Returns the time from the first call until the last byte arrived.
     pub fn raw_sendfile(&self, file: &File, len: u64) -> io::Result<Duration> {
+        self.raw_sendfile_timed(file, len).map(|t| t.wall)
+    }
+
+    /// As [`LoopbackDrain::raw_sendfile`], returning wall and CPU time (the CPU time is the sending thread's,
+    /// which on loopback includes part of the receiving network stack; compare wall times).
+    pub fn raw_sendfile_timed(&self, file: &File, len: u64) -> io::Result<Timing> {
         let target = self.received() + len;
-        let started = Instant::now();
+        let watch = Stopwatch::start();
         let mut offset: i64 = 0;
         while (offset as u64) < len {
             let remaining = (len - offset as u64).min(1 << 30) as usize;
@@ -236,7 +304,7 @@ impl LoopbackDrain {
             }
         }
         self.wait_received(target, Duration::from_secs(60))?;
-        Ok(started.elapsed())
+        Ok(watch.stop())
     }
 }
 
@@ -247,6 +315,119 @@ impl Drop for LoopbackDrain {
             let _ = thread.join();
         }
     }
+}
+
+/// An engine measurement and its baseline taken in alternation by [`paired`], round by round, so that both
+/// see the same machine: on a shared machine the load changes between two criterion runs of a few seconds,
+/// while the ratio of neighbouring rounds stays meaningful.
+#[derive(Clone, Debug, Default)]
+pub struct Paired {
+    /// Engine wall-clock MB/s of every round.
+    pub engine: Vec<f64>,
+    /// Baseline wall-clock MB/s of every round.
+    pub baseline: Vec<f64>,
+    /// Engine MB/s per second of calling-thread CPU time, every round.
+    pub engine_cpu: Vec<f64>,
+    /// Baseline MB/s per second of calling-thread CPU time, every round.
+    pub baseline_cpu: Vec<f64>,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+fn ratios(engine: &[f64], baseline: &[f64]) -> Vec<f64> {
+    engine.iter().zip(baseline).map(|(e, b)| e / b).collect()
+}
+
+impl Paired {
+    /// Median engine wall-clock MB/s.
+    pub fn engine_median(&self) -> f64 {
+        median(&self.engine)
+    }
+
+    /// Median baseline wall-clock MB/s.
+    pub fn baseline_median(&self) -> f64 {
+        median(&self.baseline)
+    }
+
+    /// Engine over baseline wall-clock MB/s of each round.
+    pub fn ratios(&self) -> Vec<f64> {
+        ratios(&self.engine, &self.baseline)
+    }
+
+    /// Median of the per-round wall-clock ratios.
+    pub fn ratio_median(&self) -> f64 {
+        median(&self.ratios())
+    }
+
+    /// Median of the per-round CPU-time ratios (engine MB per CPU-second over the baseline's).
+    pub fn cpu_ratio_median(&self) -> f64 {
+        median(&ratios(&self.engine_cpu, &self.baseline_cpu))
+    }
+
+    /// Whether every round has CPU times (a closure that returns a zero [`Timing::cpu`], e.g. because the work
+    /// ran on other threads, opts out).
+    pub fn has_cpu(&self) -> bool {
+        self.engine_cpu.iter().chain(&self.baseline_cpu).all(|v| v.is_finite())
+    }
+}
+
+impl std::fmt::Display for Paired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ratios = self.ratios();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        write!(
+            f,
+            "engine {:.0} MB/s, baseline {:.0} MB/s (medians of {} rounds); ratio {:.2} (median; rounds {lo:.2}..{hi:.2})",
+            self.engine_median(),
+            self.baseline_median(),
+            ratios.len(),
+            self.ratio_median(),
+        )?;
+        if self.has_cpu() {
+            write!(
+                f,
+                "; per CPU-second: engine {:.0} MB, baseline {:.0} MB, ratio {:.2}",
+                median(&self.engine_cpu),
+                median(&self.baseline_cpu),
+                self.cpu_ratio_median(),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `rounds` rounds, each timing `engine` and `baseline` once (alternating which goes first); both must move
+/// `bytes_per_round` bytes and return the [`Timing`] of doing so.
+pub fn paired(
+    rounds: usize,
+    bytes_per_round: u64,
+    mut engine: impl FnMut() -> Timing,
+    mut baseline: impl FnMut() -> Timing,
+) -> Paired {
+    let mut out = Paired::default();
+    for round in 0..rounds {
+        let (e, b) = if round % 2 == 0 {
+            let e = engine();
+            (e, baseline())
+        } else {
+            let b = baseline();
+            (engine(), b)
+        };
+        out.engine.push(mb_per_s(bytes_per_round, e.wall));
+        out.baseline.push(mb_per_s(bytes_per_round, b.wall));
+        out.engine_cpu.push(mb_per_s(bytes_per_round, e.cpu));
+        out.baseline_cpu.push(mb_per_s(bytes_per_round, b.cpu));
+    }
+    out
 }
 
 /// Megabytes (10^6 bytes) per second for `bytes` moved in `elapsed`, as the benchmark tables report them.
@@ -264,6 +445,37 @@ mod tests {
         raw_append(dir.path(), &[7u8; 4096], 64 * 1024).unwrap();
         raw_append_sync(dir.path(), &[7u8; 4096], 16 * 1024).unwrap();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn paired_reports_medians_and_ratios() {
+        let mut n = 0u32;
+        let ms = |n: u32| Timing { wall: Duration::from_millis(n.into()), cpu: Duration::from_millis(n.into()) };
+        let p = paired(
+            3,
+            1_000_000,
+            || {
+                n += 1;
+                ms(n)
+            },
+            || ms(1),
+        );
+        assert_eq!(p.baseline_median(), 1000.0);
+        assert_eq!(p.engine_median(), 500.0);
+        assert!((p.ratio_median() - 0.5).abs() < 1e-9);
+        assert!((p.cpu_ratio_median() - 0.5).abs() < 1e-9);
+        assert!(p.to_string().contains("ratio 0.50"), "{p}");
+    }
+
+    #[test]
+    fn stopwatch_counts_cpu_time() {
+        let watch = Stopwatch::start();
+        let mut x = 0u64;
+        while watch.stop().wall < Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+        let t = watch.stop();
+        assert!(t.cpu > Duration::from_millis(1) && t.cpu <= t.wall + Duration::from_millis(5), "{t:?}");
     }
 
     #[test]
