@@ -158,12 +158,25 @@ impl RoundRobinFiles {
     /// Writes `chunk` `chunks` times, each to the next file in turn (continuing where the previous call
     /// stopped), and returns how long the writes took.
     pub fn append(&mut self, chunk: &[u8], chunks: u64) -> io::Result<Duration> {
-        let started = Instant::now();
+        self.append_timed(chunk, chunks).map(|t| t.wall)
+    }
+
+    /// As [`RoundRobinFiles::append`], returning wall and CPU time.
+    pub fn append_timed(&mut self, chunk: &[u8], chunks: u64) -> io::Result<Timing> {
+        let watch = Stopwatch::start();
         for _ in 0..chunks {
             self.files[self.next].1.write_all(chunk)?;
             self.next = (self.next + 1) % self.files.len();
         }
-        Ok(started.elapsed())
+        Ok(watch.stop())
+    }
+}
+
+impl RoundRobinFiles {
+    /// Truncates every file to zero bytes, freeing their data (and dropping any of it not yet written back)
+    /// while keeping the files: removing many files can slow down creating the next ones on some filesystems.
+    pub fn truncate_all(&mut self) -> io::Result<()> {
+        self.files.iter().try_for_each(|(_, file)| file.set_len(0))
     }
 }
 
@@ -488,6 +501,8 @@ mod tests {
             fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).collect();
         sizes.sort_unstable();
         assert_eq!(sizes, [20, 20, 20]);
+        files.truncate_all().unwrap();
+        assert!(fs::read_dir(dir.path()).unwrap().all(|e| e.unwrap().metadata().unwrap().len() == 0));
         drop(files);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -5,7 +5,9 @@
 //!   `Appended::durable`, so the engine's group commit can share one flush round between them.
 //! - `segment_os/P`: one producer, acknowledged on the page-cache write.
 //! - `raw_files/P`: baseline of the same shape without the engine: `write(2)` of the same buffer round-robin to
-//!   P plain files in the same temp dir (the files keep growing across samples, as the partitions do).
+//!   P plain files in the same temp dir (the files keep growing across samples, as the partitions do). When the
+//!   descriptor limit allows these and the engine's partitions to be open at once, they are created beside the
+//!   partitions and the `os` run is paired with them too; otherwise they are measured after the engine is gone.
 //! - `raw_write` and `raw_write_fdatasync`: the single-file baselines (a fresh file per sample, `write(2)` of
 //!   the same buffer, the latter with an `fdatasync(2)` after each write).
 //!
@@ -17,8 +19,9 @@
 //! zero-fill) 8 MiB of it, 16 MiB of page cache per partition, which for 10,000 partitions is more memory
 //! than this machine has (see the README). An iteration is one 64 KiB append (or raw write).
 //!
-//! After each engine run, the same appends run again in alternation with the single-file baseline
-//! ([`baseline::paired`], [`PAIRED_ROUNDS`] rounds) and the medians and the per-round ratio are printed.
+//! After each engine run, the same appends run again in alternation with a baseline ([`baseline::paired`],
+//! [`PAIRED_ROUNDS`] rounds; `sync` against `raw_write_fdatasync`, `os` against `raw_write` and, when they
+//! are open at the same time, `raw_files/P`) and the medians and the per-round ratios are printed.
 //!
 //! Run with `cargo bench -p janus-segment --bench partitions`.
 
@@ -35,8 +38,9 @@ use janus_api::{
 use janus_conformance::baseline::{self, RoundRobinFiles, Stopwatch, Timing};
 use janus_segment::{SegmentEngine, SegmentOptions};
 
-/// The partition counts measured.
-const PARTITION_COUNTS: [u32; 4] = [1, 100, 1_000, 10_000];
+/// The partition counts measured, largest first: its setup (30,000 files) is the slowest and suffers most from
+/// files removed shortly before.
+const PARTITION_COUNTS: [u32; 4] = [10_000, 1_000, 100, 1];
 /// Producer threads under `flush.policy=sync`.
 const SYNC_PRODUCERS: usize = 4;
 /// Preallocated size of each index of an active segment: 8,192 offset entries, one per 64 KiB batch at the
@@ -51,6 +55,8 @@ const DISTINCT_BATCHES: usize = 16;
 /// Small appends made to every partition before timing: more than `index.interval.bytes` (4 KiB), so that the
 /// first index entries are written.
 const TOUCH_APPENDS: usize = 6;
+/// Descriptors kept free for everything but partitions and raw files (sockets, criterion's files, ...).
+const FD_MARGIN: u64 = 256;
 /// Topic name.
 const TOPIC: &str = "parts";
 /// Rounds of each paired measurement (engine and single-file baseline alternating).
@@ -154,13 +160,20 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, batch_len: usize) {
         .throughput(Throughput::Bytes(batch_len as u64));
 }
 
+/// Raises the soft descriptor limit to `needed` if the hard limit allows; returns whether `needed` descriptors
+/// are available.
+fn raise_fd_limit(needed: u64) -> bool {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return false };
+    soft >= needed || (hard >= needed && setrlimit(Resource::RLIMIT_NOFILE, needed, hard).is_ok())
+}
+
 fn partitions(c: &mut Criterion) {
     let batches: Vec<RecordBatch> = (0..DISTINCT_BATCHES).map(|s| build_batch(s, RECORDS_PER_BATCH)).collect();
     let batch_len = batches[0].len();
     let chunk = batches[0].as_bytes().to_vec();
     let root = tempfile::tempdir().expect("temp dir");
     let paired = paired_enabled();
-
     let mut group = c.benchmark_group("partitions");
     configure(&mut group, batch_len);
     let raw_dir = root.path().join("raw");
@@ -172,12 +185,21 @@ fn partitions(c: &mut Criterion) {
         b.iter_custom(|iters| baseline::raw_append_sync(&raw_dir, &chunk, iters * chunk.len() as u64).expect("raw"))
     });
 
+    let mut kept = Vec::new();
     for partitions in PARTITION_COUNTS {
-        let engine_dir = root.path().join(format!("engine-{partitions}"));
         let started = Instant::now();
+        // The raw files are created beside the engine's partitions when the descriptor limit allows both sets to be
+        // open (then the `os` run is also paired with them), else after the engine is dropped.
+        let together = raise_fd_limit(2 * partitions as u64 + FD_MARGIN);
+        let mut files = together.then(|| RoundRobinFiles::create(&raw_dir, partitions as usize).expect("raw files"));
+        let engine_dir = root.path().join(format!("engine-{partitions}"));
         let topic = Topic::create(&engine_dir, partitions);
+        let created = started.elapsed();
         sync_all();
-        eprintln!("partitions: {partitions} partitions created and loaded in {:?} (untimed)", started.elapsed());
+        eprintln!(
+            "partitions: {partitions} partitions created and loaded in {created:?}, then sync(1) in {:?} (untimed)",
+            started.elapsed() - created
+        );
 
         group.bench_function(BenchmarkId::new("segment_sync", partitions), |b| {
             b.iter_custom(|iters| topic.run(&batches, SYNC_PRODUCERS, iters).wall)
@@ -207,20 +229,53 @@ fn partitions(c: &mut Criterion) {
                 || baseline::raw_append_timed(&raw_dir, &chunk, PAIRED_OS_BATCHES * chunk.len() as u64).expect("raw"),
             );
             println!("paired partitions/os/{partitions} (segment_os vs raw_write): {p}");
+            if let Some(files) = files.as_mut() {
+                let p = baseline::paired(
+                    PAIRED_ROUNDS,
+                    PAIRED_OS_BATCHES * batch_len as u64,
+                    || topic.run(&batches, 1, PAIRED_OS_BATCHES),
+                    || files.append_timed(&chunk, PAIRED_OS_BATCHES).expect("raw files"),
+                );
+                println!("paired partitions/os/{partitions} (segment_os vs raw_files/{partitions}): {p}");
+            }
         }
-        let started = Instant::now();
-        topic.engine.shutdown().expect("shutdown");
+        // Dropped without `shutdown` (which would write back everything appended); the segments and the raw
+        // files are emptied rather than removed, and everything is removed at the end (see `truncate_logs`).
         drop(topic);
-        std::fs::remove_dir_all(&engine_dir).expect("remove engine dir");
-        eprintln!("partitions: {partitions} partitions shut down and removed in {:?} (untimed)", started.elapsed());
-
-        let mut files = RoundRobinFiles::create(&raw_dir, partitions as usize).expect("raw files");
-        sync_all();
+        truncate_logs(&engine_dir);
+        let mut files = match files {
+            Some(files) => files,
+            None => {
+                let files = RoundRobinFiles::create(&raw_dir, partitions as usize).expect("raw files");
+                sync_all();
+                files
+            }
+        };
         group.bench_function(BenchmarkId::new("raw_files", partitions), |b| {
             b.iter_custom(|iters| files.append(&chunk, iters).expect("raw files"))
         });
+        files.truncate_all().expect("truncate raw files");
+        kept.push(files);
     }
     group.finish();
+    let started = Instant::now();
+    drop(kept);
+    drop(root);
+    eprintln!("partitions: files removed in {:?} (untimed)", started.elapsed());
+}
+
+/// Truncates every `.log` under `dir` to zero bytes: frees the data appended (dropping what was not yet written
+/// back) without removing files. On this machine's ext4, creating files shortly after removing many others is
+/// slow (the inode allocator skips recently freed inodes one by one), so files are removed only at the end.
+fn truncate_logs(dir: &Path) {
+    for entry in std::fs::read_dir(dir).expect("engine dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            truncate_logs(&path);
+        } else if path.extension().is_some_and(|e| e == "log") {
+            std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(0)).expect("truncate log");
+        }
+    }
 }
 
 /// Whether to run the paired rounds: only in a real benchmark run (`cargo bench`), not under `cargo test
