@@ -73,6 +73,9 @@ struct Inner {
     open_partitions: AtomicUsize,
     clock: AtomicU64,
     evicting: Mutex<()>,
+    /// Held while a checkpoint file is rewritten: the flusher and `flush`/`delete_topic`/`shutdown` share
+    /// each file's temp name.
+    checkpoint_writes: Mutex<()>,
 }
 
 /// The Kafka-model storage engine.
@@ -109,6 +112,7 @@ impl SegmentEngine {
             open_partitions: AtomicUsize::new(0),
             clock: AtomicU64::new(0),
             evicting: Mutex::new(()),
+            checkpoint_writes: Mutex::new(()),
         });
         let flusher = {
             let inner = Arc::clone(&inner);
@@ -288,6 +292,8 @@ impl Inner {
     }
 
     fn write_recovery_points(&self) -> Result<(), StorageError> {
+        // Snapshot and write under one lock, so that an older snapshot never replaces a newer file.
+        let _writing = lock(&self.checkpoint_writes);
         let map = {
             let mut cp = lock(&self.checkpoints);
             for (_, slot) in self.all_slots() {
@@ -303,6 +309,7 @@ impl Inner {
     }
 
     fn write_log_starts(&self) -> Result<(), StorageError> {
+        let _writing = lock(&self.checkpoint_writes);
         let map = lock(&self.checkpoints).log_starts.clone();
         checkpoint::write(&self.dir.join(LOG_START_FILE), &map)
     }

@@ -97,6 +97,10 @@ impl<const W: usize> MappedIndex<W> {
         // SAFETY: the file is ours alone (one engine per data dir, one writer per partition under its lock);
         // nothing else truncates it while mapped: trimming happens in `close` after the map is dropped.
         let mmap = unsafe { MmapMut::map_mut(&file)? };
+        // Entries are written one page at a time and read by binary search: without this hint the first write
+        // fault pulls megabytes of readahead (8 MiB for a 10 MiB index), which at thousands of partitions is
+        // more memory than the machine has. A failed hint only costs speed.
+        let _ = mmap.advise(memmap2::Advice::Random);
         // Past the kept entries the file is zeros: it was trimmed to them (clean close) or recreated empty
         // (recovery rebuilds indexes from scratch), and `set_len` extends with zeros.
         Ok(MappedIndex { path: path.to_path_buf(), mmap, entries })

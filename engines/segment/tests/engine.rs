@@ -277,3 +277,32 @@ fn sendfile_ships_a_read_slice_byte_for_byte() {
     });
     assert_eq!(received, expected.to_vec());
 }
+
+#[test]
+fn concurrent_flushes_and_topic_deletes_never_fail_on_the_checkpoint_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Arc::new(open(
+        dir.path(),
+        SegmentOptions { checkpoint_interval: Duration::from_millis(1), ..SegmentOptions::default() },
+    ));
+    for t in 0..4 {
+        engine.create_topic(&spec(&format!("t{t}"), 2, &[])).unwrap();
+    }
+    let workers: Vec<_> = (0..4)
+        .map(|t| {
+            let engine = Arc::clone(&engine);
+            thread::spawn(move || {
+                let tp = TopicPartition::new(format!("t{t}"), 0);
+                for i in 0..50 {
+                    engine.append(&tp, batch(&format!("v{i}"), 1, now_ms())).unwrap();
+                    engine.flush().unwrap();
+                }
+                engine.delete_topic(&tp.topic).unwrap();
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().expect("no flush or delete failed on a checkpoint file");
+    }
+    engine.shutdown().unwrap();
+}
