@@ -1,1 +1,0 @@
-//! A/B experiments across the two storage engines.
