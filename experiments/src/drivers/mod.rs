@@ -1,0 +1,36 @@
+//! Workload drivers: each runs one case (one point of a scenario on one engine) and returns its metrics.
+
+pub mod grpc;
+pub mod inproc;
+pub mod read;
+pub mod recovery;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::scenario::{Access, Kind, Workload};
+
+/// Runs one case of `kind` over `access` on engine `engine` with its files in `dir`.
+pub fn run(kind: Kind, access: Access, engine: &str, dir: &Path, workload: &Workload) -> Result<BTreeMap<String, f64>> {
+    match (kind, access) {
+        (Kind::Produce, Access::Inproc) => inproc::produce(engine, dir, workload),
+        (Kind::Produce, Access::Grpc) => grpc::produce(engine, dir, workload),
+        (Kind::Consume | Kind::Fanout, Access::Inproc) => inproc::consume(engine, dir, workload),
+        (Kind::Latency, Access::Grpc) => grpc::latency(engine, dir, workload),
+        (Kind::Tags, Access::Grpc) => grpc::tags(engine, dir, workload),
+        (Kind::Recovery, Access::Inproc) => recovery::recovery(engine, dir, workload),
+        (kind, access) => bail!("{kind:?} is not measured over {access:?}"),
+    }
+}
+
+/// Which baseline a kind's `wire_mb_per_s` (or `mb_per_s`) is compared with, if any.
+pub fn baseline_key(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Produce | Kind::Latency => Some("append_mb_per_s"),
+        Kind::Consume | Kind::Fanout | Kind::Tags => Some("sendfile_mb_per_s"),
+        Kind::Recovery => None,
+    }
+}

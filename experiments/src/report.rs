@@ -1,0 +1,1 @@
+//! Summary tables, verdicts and the per-run `report.md`.
