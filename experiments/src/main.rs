@@ -173,13 +173,16 @@ fn write_report(run_id: &str, out: &Path, names: &[String]) -> Result<PathBuf> {
     for name in names {
         let jsonl = out.join(name).join(format!("{run_id}.jsonl"));
         let results = RunResults::read(&jsonl)?;
-        let _ = (&report_dir, &results);
-        sections.push(String::new());
+        if results.run != run_id {
+            bail!("{} holds run {}, not {run_id}", jsonl.display(), results.run);
+        }
+        let charts = plot::render(&results, &out.join(name), run_id)?;
+        sections.push(report::scenario_section(&results, &jsonl, &charts, &report_dir));
         quick |= results.quick;
         machine.get_or_insert(results.machine.clone());
     }
     let path = report_dir.join("report.md");
-    let _ = (quick, machine, BASELINES_NOTE);
+    report::write_report(&path, run_id, quick, &machine.unwrap_or_default(), &sections, BASELINES_NOTE)?;
     Ok(path)
 }
 

@@ -2,8 +2,10 @@
 //! flushes it, and exits without a clean shutdown; then the engine is reopened here and timed until every
 //! partition's offsets are known again, and checked against what the child wrote.
 //!
-//! The child writes no recovery checkpoint (its checkpoint interval is an hour), so recovery revalidates
-//! everything: the worst case, a crash just before a checkpoint would have been written.
+//! The child's periodic checkpoints are off (an hour apart), so the only recovery checkpoint is the one its
+//! final `flush` writes, whenever the crash comes in the run. Each engine then revalidates from the start
+//! of the file holding its checkpoint: the segment engine every partition's active segment, the commitlog
+//! engine the active CommitLog file (and the ConsumeQueue tails).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,7 +22,7 @@ use crate::evict;
 use crate::measure::Phase;
 use crate::scenario::{Cache, Workload};
 
-/// No checkpoint during the writes: recovery has to scan everything.
+/// No periodic checkpoint during the writes, so only the final flush's checkpoint counts.
 const NO_CHECKPOINT: Duration = Duration::from_secs(3600);
 
 /// What the crash writer did, printed as one JSON line on its stdout.
