@@ -3,8 +3,8 @@
 //! the same size to a fresh file in the same temp dir.
 //!
 //! Every sample appends to a fresh engine and topic, created (and its partition loaded and its indexes started
-//! with two untimed appends) before the timing starts and removed after it stops, just as the baseline writes a fresh file and removes it
-//! afterwards.
+//! with two untimed appends) before the timing starts and removed after it stops, just as the baseline writes a
+//! fresh file and removes it afterwards. The engine is dropped without `shutdown`, which would fsync the data.
 //! The batches are built once up front; each append passes a clone (a reference-counted `Bytes`).
 //!
 //! After the criterion group, the same two measurements run again in alternation ([`baseline::paired`]),

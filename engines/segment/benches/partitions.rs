@@ -11,6 +11,13 @@
 //! - `raw_write` and `raw_write_fdatasync`: the single-file baselines (a fresh file per sample, `write(2)` of
 //!   the same buffer, the latter with an `fdatasync(2)` after each write).
 //!
+//! Under `os` the partitions (and the raw files) keep growing from sample to sample; so that no sample shares the
+//! disk with, or is throttled for, the write-back of an earlier one, `sync(1)` writes back what is dirty before
+//! each sample and each paired round (untimed). The single-file baselines need no such step: they remove their
+//! file after each sample. Even so, on this machine appending to files that already hold gigabytes costs several
+//! times more than appending to a fresh file, for plain `write(2)` as much as for the engine (see the README);
+//! `raw_files/P` is the baseline that grows the same way.
+//!
 //! For each P the topic is created once and every partition loaded with a few small untimed appends (enough to
 //! write the first index entries); then `sync(1)` writes back everything dirty so that the timed part starts
 //! from a clean page cache; the `sync` run comes first (it adds little data), the `os` run continues the same
@@ -59,7 +66,7 @@ const TOUCH_APPENDS: usize = 6;
 const FD_MARGIN: u64 = 256;
 /// Topic name.
 const TOPIC: &str = "parts";
-/// Rounds of each paired measurement (engine and single-file baseline alternating).
+/// Rounds of each paired measurement (engine and a baseline alternating).
 const PAIRED_ROUNDS: usize = 10;
 /// Batches per paired round under `flush.policy=os` (32 MiB).
 const PAIRED_OS_BATCHES: u64 = 512;
@@ -78,8 +85,8 @@ fn build_batch(seed: usize, records: usize) -> RecordBatch {
     RecordBatch::build(&records, Compression::None).expect("benchmark batch builds")
 }
 
-/// Writes back every dirty page of the machine, so that a timed part does not share the disk with writeback
-/// left over from setup.
+/// Writes back every dirty page of the machine, so that a timed part neither shares the disk with write-back left
+/// over from setup or earlier samples nor gets throttled for dirty data it did not write.
 fn sync_all() {
     let status = std::process::Command::new("sync").status().expect("run sync(1)");
     assert!(status.success(), "sync(1) failed");
@@ -219,13 +226,19 @@ fn partitions(c: &mut Criterion) {
         }
         topic.set_policy(FlushPolicy::Os);
         group.bench_function(BenchmarkId::new("segment_os", partitions), |b| {
-            b.iter_custom(|iters| topic.run(&batches, 1, iters).wall)
+            b.iter_custom(|iters| {
+                sync_all();
+                topic.run(&batches, 1, iters).wall
+            })
         });
         if paired {
             let p = baseline::paired(
                 PAIRED_ROUNDS,
                 PAIRED_OS_BATCHES * batch_len as u64,
-                || topic.run(&batches, 1, PAIRED_OS_BATCHES),
+                || {
+                    sync_all();
+                    topic.run(&batches, 1, PAIRED_OS_BATCHES)
+                },
                 || baseline::raw_append_timed(&raw_dir, &chunk, PAIRED_OS_BATCHES * chunk.len() as u64).expect("raw"),
             );
             println!("paired partitions/os/{partitions} (segment_os vs raw_write): {p}");
@@ -233,8 +246,14 @@ fn partitions(c: &mut Criterion) {
                 let p = baseline::paired(
                     PAIRED_ROUNDS,
                     PAIRED_OS_BATCHES * batch_len as u64,
-                    || topic.run(&batches, 1, PAIRED_OS_BATCHES),
-                    || files.append_timed(&chunk, PAIRED_OS_BATCHES).expect("raw files"),
+                    || {
+                        sync_all();
+                        topic.run(&batches, 1, PAIRED_OS_BATCHES)
+                    },
+                    || {
+                        sync_all();
+                        files.append_timed(&chunk, PAIRED_OS_BATCHES).expect("raw files")
+                    },
                 );
                 println!("paired partitions/os/{partitions} (segment_os vs raw_files/{partitions}): {p}");
             }
@@ -252,7 +271,10 @@ fn partitions(c: &mut Criterion) {
             }
         };
         group.bench_function(BenchmarkId::new("raw_files", partitions), |b| {
-            b.iter_custom(|iters| files.append(&chunk, iters).expect("raw files"))
+            b.iter_custom(|iters| {
+                sync_all();
+                files.append(&chunk, iters).expect("raw files")
+            })
         });
         files.truncate_all().expect("truncate raw files");
         kept.push(files);
