@@ -504,11 +504,8 @@ higher_is_better = true
     #[test]
     fn section_and_report() {
         let r = results(TEXT);
-        let charts = [ChartFile {
-            title: "Chart C".into(),
-            svg: "/r/runs/r1/t-c.svg".into(),
-            png: "/r/runs/r1/t-c.png".into(),
-        }];
+        let charts =
+            [ChartFile { title: "Chart C".into(), svg: "/r/runs/r1/t-c.svg".into(), png: "/r/runs/r1/t-c.png".into() }];
         let section = scenario_section(&r, Path::new("/r/t/r1.jsonl"), &charts, Path::new("/r/runs/r1"));
         assert!(section.starts_with("## E0: test\n\n*Which is faster?*\n\n"), "{section}");
         assert!(section.contains("`produce` via `inproc`"), "{section}");
