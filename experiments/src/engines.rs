@@ -18,13 +18,15 @@ pub struct Settings {
     pub open_partitions: usize,
     /// How often recovery checkpoints are written (`None`: the engine's default).
     pub checkpoint_interval: Option<Duration>,
+    /// The commitlog engine's `commitlog.staged.writes`.
+    pub staged_writes: bool,
 }
 
 impl Settings {
     /// Enough open partitions for `workload` (all of them: neither engine is measured thrashing its LRU).
     pub fn for_workload(workload: &Workload) -> Settings {
         let all = (workload.topics * workload.partitions) as usize;
-        Settings { open_partitions: all.max(1_000), checkpoint_interval: None }
+        Settings { open_partitions: all.max(1_000), checkpoint_interval: None, staged_writes: workload.staged_writes }
     }
 }
 
@@ -45,6 +47,7 @@ pub fn open(name: &str, dir: &Path, settings: Settings) -> Result<Arc<dyn Engine
             // Keys and time lookups are not measured here: a small IndexFile keeps preallocation out of the way.
             options.index_slots = 1 << 16;
             options.index_entries = 1 << 20;
+            options.staged_writes = settings.staged_writes;
             if let Some(interval) = settings.checkpoint_interval {
                 options.checkpoint_interval_ms = interval.as_millis() as u64;
             }

@@ -89,6 +89,9 @@ pub struct Workload {
     pub cache: Cache,
     /// Bytes per read (`max_bytes` of a fetch).
     pub read_bytes: usize,
+    /// Commitlog engine only: `commitlog.staged.writes` (encode into a buffer and `pwrite` it, RocketMQ's
+    /// `transientStorePoolEnable`) instead of writing through the mapping. The segment engine ignores it.
+    pub staged_writes: bool,
 }
 
 impl Default for Workload {
@@ -111,6 +114,7 @@ impl Default for Workload {
             duration_s: 10.0,
             cache: Cache::Warm,
             read_bytes: 1 << 20,
+            staged_writes: false,
         }
     }
 }
@@ -441,5 +445,19 @@ higher_is_better = true
         let bad = TEXT.replace("series = \"flush\"", "series = \"topics\"");
         let err = format!("{:#}", Scenario::parse(&bad, Path::new("t.toml"), false).unwrap_err());
         assert!(err.contains("not swept"), "{err}");
+    }
+
+    #[test]
+    fn e5b_is_e5_with_only_the_commitlog_write_path_changed() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let e5 = Scenario::load(&dir.join("e5-latency.toml"), false).unwrap();
+        let e5b = Scenario::load(&dir.join("e5b-latency-staged.toml"), false).unwrap();
+        assert_eq!(e5.points.len(), e5b.points.len());
+        for (a, b) in e5.points.iter().zip(&e5b.points) {
+            assert!(!a.workload.staged_writes && b.workload.staged_writes);
+            let mut b = b.workload.clone();
+            b.staged_writes = false;
+            assert_eq!(serde_json::to_value(&a.workload).unwrap(), serde_json::to_value(&b).unwrap());
+        }
     }
 }

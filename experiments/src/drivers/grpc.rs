@@ -38,6 +38,7 @@ async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> 
     };
     config.commitlog.index_slots = 1 << 16;
     config.commitlog.index_entries = 1 << 20;
+    config.commitlog.staged_writes = workload.staged_writes;
     let broker = Broker::start(config).await.context("starting janusd")?;
     let client = Client::connect(&format!("http://{}", broker.grpc_addr())).await.context("connecting")?;
     let engine = match engine_name {
