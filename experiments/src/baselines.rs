@@ -42,22 +42,13 @@ pub fn measure(dir: &Path, workload: &Workload, total_bytes: u64) -> Result<BTre
     let t = drain.raw_sendfile_timed(&file, SENDFILE_BYTES).context("raw sendfile baseline")?;
     out.insert("sendfile_mb_per_s".into(), baseline::mb_per_s(SENDFILE_BYTES, t.wall));
     if workload.cache == Cache::Cold {
-        let path = only_baseline_file(dir)?;
-        crate::evict::evict_file(&path)?;
+        crate::evict::evict(&file).context("evicting the sendfile baseline's file")?;
         let t = drain.raw_sendfile_timed(&file, SENDFILE_BYTES).context("raw sendfile baseline, evicted file")?;
         out.insert("sendfile_cold_mb_per_s".into(), baseline::mb_per_s(SENDFILE_BYTES, t.wall));
     }
     drop(file);
     remove_baseline_files(dir)?;
     Ok(out)
-}
-
-/// The cached file `baseline::cached_file` left in `dir`.
-fn only_baseline_file(dir: &Path) -> Result<std::path::PathBuf> {
-    std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("baseline-cached")))
-        .context("the sendfile baseline's file is missing")
 }
 
 /// Removes what the baselines left in `dir`.

@@ -27,9 +27,13 @@ pub fn evict_dir(dir: &Path) -> Result<u64> {
 /// Syncs one file and drops its cached pages; returns its length.
 pub fn evict_file(path: &Path) -> Result<u64> {
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
-    posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
-        .with_context(|| format!("evicting {}", path.display()))?;
+    evict(&file).with_context(|| format!("evicting {}", path.display()))
+}
+
+/// Syncs an open file and drops its cached pages; returns its length.
+pub fn evict(file: &File) -> Result<u64> {
+    file.sync_all().context("syncing")?;
+    posix_fadvise(file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED).context("posix_fadvise(DONTNEED)")?;
     Ok(file.metadata()?.len())
 }
 

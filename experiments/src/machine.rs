@@ -21,7 +21,8 @@ pub struct Machine {
     pub mount_point: String,
     /// The 1-minute load average when the run started (other work on a shared machine).
     pub load_average_1m: f64,
-    /// The commit the harness was built from, if `git` could tell.
+    /// The commit checked out when the run started, with `-dirty` when the working tree had uncommitted
+    /// changes (empty if `git` could not tell).
     pub commit: String,
     /// Whether the binary was built with optimisations (results from a debug build are not comparable).
     pub optimized: bool,
@@ -51,7 +52,8 @@ impl Machine {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0.0),
             commit: std::process::Command::new("git")
-                .args(["rev-parse", "--short", "HEAD"])
+                // `--exclude=*` ignores tags: always the abbreviated commit hash.
+                .args(["describe", "--always", "--dirty", "--abbrev=7", "--exclude=*"])
                 .output()
                 .ok()
                 .filter(|o| o.status.success())
@@ -61,18 +63,26 @@ impl Machine {
         }
     }
 
-    /// One line for reports: `2 cores (model), 24.0 GiB, Linux 6.x, ext4 on /`.
+    /// The hardware and system, for reports: `2 cores (model), 24.0 GiB memory, Linux 6.x, ext4 filesystem at /`.
     pub fn describe(&self) -> String {
         format!(
-            "{} cores ({}), {:.1} GiB memory, Linux {}, {} filesystem at {}, load average {:.2} at start, commit {}{}",
+            "{} cores ({}), {:.1} GiB memory, Linux {}, {} filesystem at {}",
             self.cores,
             self.cpu_model,
             self.memory_bytes as f64 / (1u64 << 30) as f64,
             self.kernel,
             self.filesystem,
             self.mount_point,
-            self.load_average_1m,
+        )
+    }
+
+    /// What one scenario's run started from: `commit abc1234, load average 0.52 at start`. Scenarios of one
+    /// run id may be re-run later, from another commit, so each report section names its own.
+    pub fn provenance(&self) -> String {
+        format!(
+            "commit {}, load average {:.2} at start{}",
             if self.commit.is_empty() { "unknown" } else { &self.commit },
+            self.load_average_1m,
             if self.optimized { "" } else { " (unoptimised build)" },
         )
     }
@@ -108,5 +118,6 @@ mod tests {
         assert!(!m.kernel.is_empty());
         assert!(!m.filesystem.is_empty(), "the temp dir is on some mounted filesystem");
         assert!(m.describe().contains(&m.kernel));
+        assert!(m.provenance().starts_with("commit "));
     }
 }

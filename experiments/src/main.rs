@@ -182,13 +182,6 @@ fn write_report(run_id: &str, out: &Path, names: &[String]) -> Result<PathBuf> {
         machine.get_or_insert(results.machine.clone());
     }
     let path = report_dir.join("report.md");
-    report::write_report(&path, run_id, quick, &machine.unwrap_or_default(), &sections, BASELINES_NOTE)?;
+    report::write_report(&path, run_id, quick, &machine.unwrap_or_default(), &sections)?;
     Ok(path)
 }
-
-/// How to read the baseline columns, printed in every report.
-const BASELINES_NOTE: &str = "`append_mb_per_s` is plain `write(2)` of one batch's size to a fresh file in the \
-case's directory (with `fdatasync(2)` after each write when the scenario's flush policy is `sync`); \
-`sendfile_mb_per_s` is `sendfile(2)` of a cached 128 MiB file to a loopback socket drained by a thread, and \
-`sendfile_cold_mb_per_s` the same file after eviction. Writes are compared by the bytes handed to the engine \
-(`wire_mb_per_s`), reads by the bytes shipped to the socket; `mb_per_s` counts message values only.";

@@ -4,7 +4,8 @@
 //! - `mb_per_s`, `msgs_per_s`: payload (message values) moved per second of wall time;
 //! - `cpu_s_per_gb`: CPU seconds (user + system, every thread of this process, from `getrusage`) per GB of
 //!   payload;
-//! - `ratio_to_baseline`: `mb_per_s` over the matching baseline of the same round (append for writes,
+//! - `ratio_to_baseline`: `wire_mb_per_s` (bytes handed to the engine or shipped to the socket; `mb_per_s`
+//!   when a driver has no wire figure) over the matching baseline of the same round (append for writes,
 //!   sendfile for reads);
 //! - `p50_ms`, `p99_ms`, `p999_ms`, `max_ms`: latency percentiles;
 //! - driver-specific ones, documented with each driver.

@@ -197,10 +197,7 @@ fn line_points(results: &RunResults, chart: &Chart, engine: &str, labels: &[&Str
 
 /// A point's value of `key` as text (strings without quotes).
 fn point_text(results: &RunResults, label: &str, key: &str) -> Option<String> {
-    results.point(label)?.get(key).map(|v| match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    })
+    results.point(label)?.get(key).map(crate::scenario::value_text)
 }
 
 /// The distinct items in order of first appearance.

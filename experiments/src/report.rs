@@ -41,6 +41,13 @@ payload. Baselines are measured in the same round, beside each point: a raw sequ
 same size on the same filesystem, and a raw `sendfile(2)` of a cached file over loopback; \
 `ratio_to_baseline` is the engine's MB/s over the baseline's MB/s.";
 
+/// How to read the baseline columns, printed after [`METHOD`].
+const BASELINES_NOTE: &str = "`append_mb_per_s` is plain `write(2)` of one batch's size to a fresh file in the \
+case's directory (with `fdatasync(2)` after each write when the scenario's flush policy is `sync`); \
+`sendfile_mb_per_s` is `sendfile(2)` of a cached 128 MiB file to a loopback socket drained by a thread, and \
+`sendfile_cold_mb_per_s` the same file after eviction. Writes are compared by the bytes handed to the engine \
+(`wire_mb_per_s`), reads by the bytes shipped to the socket; `mb_per_s` counts message values only.";
+
 /// A column of a summary table.
 enum Column {
     /// The median over rounds of a metric of one engine.
@@ -275,6 +282,7 @@ pub fn scenario_section(results: &RunResults, jsonl: &Path, charts: &[ChartFile]
     let file = &results.scenario;
     let mut out = format!("## {}\n\n*{}*\n\n", file.title, file.question);
     out += &format!("{}\n\n", workload_line(results));
+    out += &format!("Measured at {}.\n\n", results.machine.provenance());
     for chart in charts {
         out += &format!(
             "![{title}]({png})\n\n[{title} (SVG)]({svg})\n\n",
@@ -366,23 +374,13 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Writes the run's `report.md`: header, machine, method (with `baselines_note`), then the sections.
-pub fn write_report(
-    path: &Path,
-    run: &str,
-    quick: bool,
-    machine: &Machine,
-    sections: &[String],
-    baselines_note: &str,
-) -> Result<()> {
+/// Writes the run's `report.md`: header, machine, method, then the sections.
+pub fn write_report(path: &Path, run: &str, quick: bool, machine: &Machine, sections: &[String]) -> Result<()> {
     let mut text = format!("# Janus A/B run {run}\n\n");
     if quick {
         text += "**quick mode: tiny sizes, not for conclusions**\n\n";
     }
-    text += &format!("## Machine\n\n{}\n\n## Method\n\n{METHOD}\n\n", machine.describe());
-    if !baselines_note.trim().is_empty() {
-        text += &format!("{}\n\n", baselines_note.trim());
-    }
+    text += &format!("## Machine\n\n{}\n\n## Method\n\n{METHOD}\n\n{BASELINES_NOTE}\n\n", machine.describe());
     let sections: Vec<&str> = sections.iter().map(|s| s.trim_end()).collect();
     text += &sections.join("\n\n");
     text += "\n";
@@ -511,6 +509,7 @@ higher_is_better = true
         assert!(section.contains("`produce` via `inproc`"), "{section}");
         assert!(section.contains("`partitions` (1, 10)"), "{section}");
         assert!(section.contains("`message_bytes=100`"), "{section}");
+        assert!(section.contains("Measured at commit unknown, load average 0.00 at start"), "{section}");
         assert!(section.contains("![Chart C](t-c.png)"), "{section}");
         assert!(section.contains("[Chart C (SVG)](t-c.svg)"), "{section}");
         assert!(section.contains("**Verdict (computed from the medians above)**\n\n- segment wins"), "{section}");
@@ -518,10 +517,11 @@ higher_is_better = true
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("runs/r1/report.md");
-        write_report(&path, "r1", true, &Machine::default(), std::slice::from_ref(&section), "Note.").unwrap();
+        write_report(&path, "r1", true, &Machine::default(), std::slice::from_ref(&section)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# Janus A/B run r1\n\n**quick mode: tiny sizes, not for conclusions**"));
         assert!(text.contains("## Machine\n\n0 cores"));
-        assert!(text.contains("## Method\n\n") && text.contains("\n\nNote.\n\n## E0: test"));
+        assert!(text.contains("## Method\n\n") && text.contains("(`wire_mb_per_s`), reads by the bytes"));
+        assert!(text.contains("counts message values only.\n\n## E0: test"), "{text}");
     }
 }

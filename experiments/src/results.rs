@@ -1,6 +1,6 @@
 //! Raw results (`results/<scenario>/<run>.jsonl`) and the summary derived from them.
 //!
-//! The first line of a results file is a [`Line::Run`] (the scenario, the machine facts, the command); every
+//! The first line of a results file is a [`Line::Run`] (the scenario as run and the machine facts); every
 //! further line is one [`Line::Case`]: one point of the sweep, on one engine, in one round, with its metrics
 //! and the baselines measured in the same round.
 
@@ -26,7 +26,7 @@ pub struct Case {
     pub label: String,
     /// The swept keys and their values.
     pub point: BTreeMap<String, serde_json::Value>,
-    /// What was measured, by name (see [`crate::metrics`] for the names and units).
+    /// What was measured, by name (see [`crate::measure`] for the names and units).
     pub metrics: BTreeMap<String, f64>,
     /// Baselines measured in the same round beside this case (`append_mb_per_s`, `sendfile_mb_per_s`).
     pub baseline: BTreeMap<String, f64>,

@@ -273,10 +273,18 @@ fn default_rounds() -> u32 {
 /// One combination of swept values, with the workload it gives.
 #[derive(Clone, Debug)]
 pub struct Point {
-    /// The swept keys and their values here, in sweep order.
+    /// The swept keys and their values here, by key.
     pub values: BTreeMap<String, serde_json::Value>,
     /// The full workload.
     pub workload: Workload,
+}
+
+/// A swept value as text: strings without their quotes, anything else as JSON.
+pub fn value_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 impl Point {
@@ -285,14 +293,7 @@ impl Point {
         if self.values.is_empty() {
             return "base".into();
         }
-        self.values
-            .iter()
-            .map(|(k, v)| match v {
-                serde_json::Value::String(s) => format!("{k}={s}"),
-                other => format!("{k}={other}"),
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
+        self.values.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(" ")
     }
 }
 
