@@ -1,8 +1,10 @@
-//! The Janus storage trait, the types both engines share, their errors, and the Kafka RecordBatch v2 codec.
+//! The Janus storage trait, the types both engines share and their errors.
 //!
-//! Nothing here does file or network IO of its own except what a [`ReadSlice`] needs to be copied out.
+//! Nothing here does file or network IO of its own except what a [`ReadSlice`] needs to be copied out. The
+//! Kafka RecordBatch v2 codec lives in `janus-codec` (the client and a Kafka face use it without any storage);
+//! it is re-exported here as [`batch`], so that `janus_api::batch::...` and `janus_api::RecordBatch` keep
+//! naming it.
 
-pub mod batch;
 pub mod commitlog_record;
 pub mod config;
 pub mod durable;
@@ -10,6 +12,8 @@ pub mod engine;
 pub mod error;
 pub mod slice;
 pub mod topic;
+
+pub use janus_codec::batch;
 
 pub use batch::{BatchError, BatchHeader, Compression, Header, NewRecord, Record, RecordBatch};
 pub use config::{CleanupPolicy, ConfigError, FlushPolicy, TopicConfig};
