@@ -11,8 +11,9 @@ use std::time::Duration;
 use common::{batch, files, keyed, open, read_all, spec, value};
 use janus_api::batch::split_batches;
 use janus_api::{Compaction, Engine, ReadFilter, ReadSlice, StorageError, TopicPartition, now_ms};
+use janus_segment::SegmentOptions;
 use janus_segment::index::{OFFSET_ENTRY_SIZE, OffsetEntry, TIME_ENTRY_SIZE, TimeEntry};
-use janus_segment::{SegmentOptions, sendfile_range};
+use janus_transfer::send_file_range;
 
 #[test]
 fn rolls_when_the_segment_is_older_than_segment_ms() {
@@ -270,7 +271,7 @@ fn sendfile_ships_a_read_slice_byte_for_byte() {
             buf
         });
         let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let sent = sendfile_range(&sock, &file, position, len as u64).await.unwrap();
+        let sent = send_file_range(&sock, &file, position, len as u64).await.unwrap();
         assert_eq!(sent, len as u64);
         drop(sock);
         reader.await.unwrap()

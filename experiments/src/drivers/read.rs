@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use janus_api::{Engine, ReadFilter, ReadSlice, TopicPartition};
+use janus_api::{Engine, ReadFilter, TopicPartition};
 use janus_conformance::baseline::LoopbackDrain;
+use janus_transfer::send_slice;
 
 use crate::measure::{Phase, Took};
 
@@ -85,7 +86,7 @@ fn consume(
                 if slice.next_offset() <= offset {
                     bail!("a read of {tp} at {offset} made no progress");
                 }
-                shipped += ship(&socket, &slice).await.with_context(|| format!("shipping {tp}"))?;
+                shipped += send_slice(&socket, &slice).await.with_context(|| format!("shipping {tp}"))?;
                 messages += (slice.next_offset().min(offsets.log_end) - offset) as u64;
                 offset = slice.next_offset();
             }
@@ -94,12 +95,4 @@ fn consume(
     })?;
     drain.wait_received(shipped, Duration::from_secs(300)).context("waiting for the bytes to arrive")?;
     Ok((messages, shipped))
-}
-
-/// Ships a slice the way its engine's network path does.
-async fn ship(socket: &tokio::net::TcpStream, slice: &ReadSlice) -> std::io::Result<u64> {
-    match slice {
-        ReadSlice::Mapped { .. } => janus_commitlog::net::write_slice(socket, slice).await.map(|n| n as u64),
-        _ => janus_segment::send_slice(socket, slice).await,
-    }
 }
