@@ -19,7 +19,7 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use janus_api::{
     Compression, Engine, NewRecord, ReadFilter, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms,
 };
-use janus_conformance::baseline::{self, LoopbackDrain, Stopwatch, cached_file};
+use janus_bench_support::{self as baseline, LoopbackDrain, Stopwatch, cached_file};
 use janus_segment::{SegmentEngine, SegmentOptions};
 use janus_transfer::send_file_range;
 

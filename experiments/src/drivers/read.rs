@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use janus_api::{Engine, ReadFilter, TopicPartition};
-use janus_conformance::baseline::LoopbackDrain;
+use janus_bench_support::LoopbackDrain;
 use janus_transfer::send_slice;
 
 use crate::measure::{Phase, Took};
