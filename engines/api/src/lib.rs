@@ -8,7 +8,9 @@ pub mod config;
 pub mod durable;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod slice;
+pub mod sync;
 pub mod topic;
 
 pub use batch::{BatchError, BatchHeader, Compression, Header, NewRecord, Record, RecordBatch};

@@ -5,13 +5,15 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use janus_api::commitlog_record::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
+use janus_api::sync::{self, lock};
 use janus_api::{IoResultExt, StorageError};
 
-use crate::mapped::{MappedFile, sync_dir};
+use crate::mapped::MappedFile;
+use janus_api::fsutil::sync_dir;
 
 /// Name of the CommitLog directory under the engine's directory.
 pub const COMMITLOG_DIR: &str = "commitlog";
@@ -24,10 +26,6 @@ pub fn file_name(offset: u64) -> String {
 /// Parses a 20-digit file name.
 pub fn parse_file_name(name: &str) -> Option<u64> {
     if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) { name.parse().ok() } else { None }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One CommitLog file.
@@ -162,13 +160,13 @@ impl CommitLog {
 
     /// A snapshot of the files, oldest first.
     pub fn files(&self) -> Vec<Arc<LogFile>> {
-        self.files.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.files).clone()
     }
 
     /// Physical offset of the oldest byte still stored (the first file's start), or the written end when
     /// there is no file.
     pub fn min_offset(&self) -> u64 {
-        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let files = sync::read(&self.files);
         files.first().map_or_else(|| self.written(), |f| f.start)
     }
 
@@ -187,7 +185,7 @@ impl CommitLog {
 
     /// The file holding physical offset `phys`.
     pub fn file_at(&self, phys: u64) -> Option<Arc<LogFile>> {
-        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let files = sync::read(&self.files);
         let first = files.first()?.start;
         if phys < first {
             return None;
@@ -277,7 +275,7 @@ impl CommitLog {
     /// Cuts the CommitLog at `end` (recovery): zeroes the rest of the file holding it and deletes every
     /// later file. Only before the engine is shared.
     pub fn truncate(&self, end: u64) -> Result<(), StorageError> {
-        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut files = sync::write(&self.files);
         while let Some(last) = files.last() {
             if last.start > end || (last.start == end && files.len() > 1) {
                 let path = last.map.path().to_path_buf();
@@ -302,7 +300,7 @@ impl CommitLog {
     /// Returns them.
     pub fn remove_files_before(&self, end: u64) -> Result<Vec<Arc<LogFile>>, StorageError> {
         let written = self.written();
-        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut files = sync::write(&self.files);
         let mut removed = Vec::new();
         while let Some(first) = files.first() {
             if first.end() <= end && first.end() <= written && files.len() > 1 {
@@ -351,7 +349,7 @@ impl CommitLog {
     /// Creates the file at `start` and adds it to the chain. Call with `create_lock` held.
     fn create_file(&self, start: u64) -> Result<Arc<LogFile>, StorageError> {
         {
-            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            let files = sync::read(&self.files);
             if let Some(last) = files.last()
                 && last.end() != start
             {
@@ -364,7 +362,7 @@ impl CommitLog {
         let path = self.dir.join(file_name(start));
         let map = MappedFile::create(&path, self.file_bytes as usize, self.prewarm)?;
         let file = Arc::new(LogFile { start, map: Arc::new(map), max_store_ms: AtomicI64::new(i64::MIN) });
-        self.files.write().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&file));
+        sync::write(&self.files).push(Arc::clone(&file));
         Ok(file)
     }
 
@@ -397,7 +395,7 @@ impl CommitLog {
                     if wanted.populate.is_some() || wanted.next_file.is_some() {
                         break (wanted.populate.take(), wanted.next_file.take());
                     }
-                    wanted = self.wanted_changed.wait(wanted).unwrap_or_else(|e| e.into_inner());
+                    wanted = sync::wait(&self.wanted_changed, wanted);
                 }
             };
             // Faulting pages in comes first: the writer is about to need them, the next file only later.

@@ -19,14 +19,15 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use janus_api::sync::lock;
 use janus_api::{IoResultExt, StorageError};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::commitlog::{file_name, parse_file_name};
 use crate::lru::Lru;
-use crate::mapped::sync_dir;
+use janus_api::fsutil::sync_dir;
 
 /// Name of the ConsumeQueue directory under the engine's directory.
 pub const CONSUMEQUEUE_DIR: &str = "consumequeue";
@@ -203,10 +204,6 @@ pub struct CqStore {
     open: Mutex<Lru<Key, Arc<CqFile>>>,
     /// Files written since the last sync, by path (they may be closed meanwhile).
     dirty: Mutex<HashMap<Key, PathBuf>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl CqStore {

@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use janus_api::commitlog_record::{self as rec, MessageMeta};
+use janus_api::sync::{self, lock};
 use janus_api::{
     Appended, CleanupPolicy, Durable, Engine, EngineKind, FlushPolicy, FlushTracker, IoResultExt, Offsets, ReadFilter,
     ReadSlice, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, validate_topic_name,
@@ -21,10 +22,6 @@ use crate::consume_queue::{CqEntry, CqStore, QueueLoc};
 use crate::dispatch::prepare;
 use crate::index_file::IndexStore;
 use crate::options::CommitLogOptions;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Most ConsumeQueue entries one filtered read scans before it returns what it has.
 const MAX_SCAN_ENTRIES: u64 = 16 * 1024;
@@ -65,7 +62,7 @@ pub(crate) struct Topic {
 
 impl Topic {
     pub(crate) fn config(&self) -> TopicConfig {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.config).clone()
     }
 }
 
@@ -138,12 +135,7 @@ impl Inner {
 
     pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>, StorageError> {
         self.check_open()?;
-        self.topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
-            .ok_or_else(|| StorageError::UnknownTopic(name.to_string()))
+        sync::read(&self.topics).get(name).cloned().ok_or_else(|| StorageError::UnknownTopic(name.to_string()))
     }
 
     pub(crate) fn queue(&self, tp: &TopicPartition) -> Result<(Arc<Topic>, Arc<Queue>), StorageError> {
@@ -157,7 +149,7 @@ impl Inner {
     }
 
     pub(crate) fn open_topics(&self) -> Vec<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        sync::read(&self.topics).values().cloned().collect()
     }
 
     fn refresh_min_interval(&self) {
@@ -205,7 +197,7 @@ impl Inner {
             if now >= deadline {
                 break Ok(false);
             }
-            guard = self.data_changed.wait_timeout(guard, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            guard = sync::wait_timeout(&self.data_changed, guard, deadline - now);
         };
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::AcqRel);
@@ -579,7 +571,7 @@ impl Engine for CommitLogEngine {
     fn create_topic(&self, spec: &TopicSpec) -> Result<(), StorageError> {
         self.inner.check_open()?;
         Self::check_spec(spec)?;
-        let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = sync::write(&self.inner.topics);
         let dir = self.inner.cq.topic_dir(&spec.name);
         if topics.contains_key(&spec.name) || dir.exists() {
             return Err(StorageError::TopicExists(spec.name.clone()));
@@ -595,13 +587,13 @@ impl Engine for CommitLogEngine {
     fn open_topic(&self, spec: &TopicSpec) -> Result<(), StorageError> {
         self.inner.check_open()?;
         Self::check_spec(spec)?;
-        if self.inner.topics.read().unwrap_or_else(|e| e.into_inner()).contains_key(&spec.name) {
+        if sync::read(&self.inner.topics).contains_key(&spec.name) {
             return Err(StorageError::TopicExists(spec.name.clone()));
         }
         let dir = self.inner.cq.topic_dir(&spec.name);
         fs::create_dir_all(&dir).at(&dir)?;
         let topic = self.new_topic(spec, true)?;
-        let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = sync::write(&self.inner.topics);
         if topics.contains_key(&spec.name) {
             return Err(StorageError::TopicExists(spec.name.clone()));
         }
@@ -614,7 +606,7 @@ impl Engine for CommitLogEngine {
     fn alter_topic(&self, topic: &str, config: &TopicConfig) -> Result<(), StorageError> {
         let t = self.inner.topic(topic)?;
         check_config(config)?;
-        *t.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        *sync::write(&t.config) = config.clone();
         self.inner.refresh_min_interval();
         Ok(())
     }
@@ -623,7 +615,7 @@ impl Engine for CommitLogEngine {
         self.inner.check_open()?;
         validate_topic_name(topic)?;
         let dir = self.inner.cq.topic_dir(topic);
-        let removed = self.inner.topics.write().unwrap_or_else(|e| e.into_inner()).remove(topic);
+        let removed = sync::write(&self.inner.topics).remove(topic);
         if removed.is_none() && !dir.exists() {
             return Err(StorageError::UnknownTopic(topic.to_string()));
         }
@@ -644,7 +636,7 @@ impl Engine for CommitLogEngine {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(StorageError::io(dir, e)),
         }
-        crate::mapped::sync_dir(self.inner.cq.root())?;
+        janus_api::fsutil::sync_dir(self.inner.cq.root())?;
         self.inner.refresh_min_interval();
         Ok(())
     }
@@ -652,8 +644,7 @@ impl Engine for CommitLogEngine {
     fn topics_on_disk(&self) -> Result<Vec<String>, StorageError> {
         self.inner.check_open()?;
         let root = self.inner.cq.root();
-        let mut names: Vec<String> =
-            self.inner.topics.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect();
+        let mut names: Vec<String> = sync::read(&self.inner.topics).keys().cloned().collect();
         for entry in fs::read_dir(root).at(root)? {
             let entry = entry.at(root)?;
             if let Some(name) = entry.file_name().to_str()

@@ -16,10 +16,11 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
+use janus_api::sync::lock;
 use janus_api::{Record, StorageError, TopicPartition};
 
 use crate::dispatch::{has_key, region_record};
-use crate::engine::{Inner, Queue, lock};
+use crate::engine::{Inner, Queue};
 use crate::index_file::key_hash;
 
 /// Entries per cached block of born timestamps.

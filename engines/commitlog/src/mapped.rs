@@ -61,11 +61,6 @@ fn zeros_beyond(file: &File, from: u64, to: u64) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Fsyncs a directory (after creating, renaming or removing a file in it).
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
 impl MappedFile {
     /// Creates a new file of `len` bytes (failing if it exists), preallocated, optionally pre-warmed, synced
     /// with its directory. Nothing is readable yet.
@@ -74,7 +69,7 @@ impl MappedFile {
         preallocate(&file, path, len as u64)?;
         file.sync_all().at(path)?;
         if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
+            janus_api::fsutil::sync_dir(dir)?;
         }
         let mapped = Self::map(path.to_path_buf(), file, len)?;
         if prewarm {

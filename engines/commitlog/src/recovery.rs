@@ -17,13 +17,14 @@ use std::collections::HashSet;
 use std::fs;
 
 use janus_api::commitlog_record as rec;
+use janus_api::sync::lock;
 use janus_api::{IoResultExt, StorageError};
 
 use crate::checkpoint::Checkpoint;
 use crate::commitlog::CommitLog;
 use crate::consume_queue::QueueLoc;
 use crate::dispatch::Redispatcher;
-use crate::engine::{Inner, lock};
+use crate::engine::Inner;
 
 /// What [`recover_log`] decided.
 #[derive(Debug, Clone, Copy)]

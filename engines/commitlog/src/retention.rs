@@ -16,12 +16,13 @@
 use std::sync::atomic::Ordering;
 
 use janus_api::commitlog_record::{self as rec, Entry};
+use janus_api::sync::lock;
 use janus_api::{RetentionReport, StorageError};
 
 use crate::checkpoint;
 use crate::commitlog::LogFile;
 use crate::consume_queue::QueueLoc;
-use crate::engine::{Inner, lock};
+use crate::engine::Inner;
 
 /// The first queue offset in `lo..hi` whose message is still in the CommitLog (`hi` if none).
 pub(crate) fn first_live(inner: &Inner, loc: &QueueLoc, lo: u64, hi: u64) -> Result<u64, StorageError> {

@@ -7,20 +7,22 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use janus_api::sync::{self, lock};
 use janus_api::{
     Appended, CleanupPolicy, Compaction, Durable, Engine, EngineKind, FlushPolicy, IoResultExt, Offsets, ReadFilter,
     ReadSlice, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
 };
 
-use crate::checkpoint::{self, sync_dir};
+use crate::checkpoint;
 use crate::flusher::GroupCommit;
 use crate::log::{LoadHints, PartitionLog};
 use crate::naming::{DELETE_DIR_SUFFIX, parse_partition_dir, partition_dir_name};
 use crate::options::SegmentOptions;
+use janus_api::fsutil::sync_dir;
 
 /// Marker file written by a clean shutdown; its absence at open means the last run crashed.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -28,10 +30,6 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// Each partition's log start offset.
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One partition's slot: loaded lazily, its files opened and closed by use.
 struct Slot {
@@ -51,7 +49,7 @@ struct Topic {
 
 impl Topic {
     fn config(&self) -> TopicConfig {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.config).clone()
     }
 }
 
@@ -195,7 +193,7 @@ impl Inner {
 
     fn topic(&self, name: &str) -> Result<Arc<Topic>, StorageError> {
         self.check_open()?;
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let topics = sync::read(&self.topics);
         topics.get(name).cloned().ok_or_else(|| StorageError::UnknownTopic(name.to_string()))
     }
 
@@ -211,7 +209,7 @@ impl Inner {
     }
 
     fn all_slots(&self) -> Vec<(Arc<Topic>, Arc<Slot>)> {
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let topics = sync::read(&self.topics);
         topics.values().flat_map(|t| t.partitions.iter().map(move |s| (Arc::clone(t), Arc::clone(s)))).collect()
     }
 
@@ -317,7 +315,7 @@ impl Inner {
     fn register_topic(&self, spec: &TopicSpec, must_be_new: bool) -> Result<(), StorageError> {
         self.check_open()?;
         spec.validate()?;
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = sync::write(&self.topics);
         if topics.contains_key(&spec.name) {
             return Err(StorageError::TopicExists(spec.name.clone()));
         }
@@ -417,14 +415,14 @@ impl Engine for SegmentEngine {
 
     fn alter_topic(&self, topic: &str, config: &TopicConfig) -> Result<(), StorageError> {
         let t = self.inner.topic(topic)?;
-        *t.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        *sync::write(&t.config) = config.clone();
         Ok(())
     }
 
     fn delete_topic(&self, topic: &str) -> Result<(), StorageError> {
         self.inner.check_open()?;
         let removed = {
-            let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
+            let mut topics = sync::write(&self.inner.topics);
             topics.remove(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?
         };
         for slot in &removed.partitions {
