@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use janus_api::commitlog_record::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
+use crate::format::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
 use janus_api::sync::{self, lock};
 use janus_api::{IoResultExt, StorageError};
 
@@ -629,7 +629,7 @@ impl LogWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use janus_api::commitlog_record::{MessageMeta, body_crc, encode_message, message_size};
+    use crate::format::{MessageMeta, body_crc, encode_message, message_size};
 
     fn put(w: &mut LogWriter, body: &[u8], offset: i64) -> u64 {
         let size = message_size(body.len(), 1, 0).unwrap();

@@ -8,11 +8,14 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use janus_api::commitlog_record::{self as rec, MessageMeta};
+use bytes::Bytes;
+
+use crate::format::{self as rec, MessageMeta};
 use janus_api::sync::{self, lock};
 use janus_api::{
-    Appended, CleanupPolicy, Durable, Engine, EngineKind, FlushPolicy, FlushTracker, IoResultExt, Offsets, ReadFilter,
-    ReadSlice, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, validate_topic_name,
+    Appended, CleanupPolicy, Compression, Durable, Engine, EngineKind, FlushPolicy, FlushTracker, IoResultExt,
+    KeyLookup, Offsets, ReadSlice, Record, RecordBatch, RetentionReport, StorageError, TagFilter, TopicConfig,
+    TopicPartition, TopicSpec, validate_topic_name,
 };
 
 use crate::checkpoint::{self, Checkpoint};
@@ -460,12 +463,13 @@ impl CommitLogEngine {
         Ok(Appended { base_offset: base, last_offset: base + n - 1, durable })
     }
 
+    /// Reads from `offset`; with `tags`, only messages whose tag is one of them (see [`TagFilter`]).
     fn read_inner(
         &self,
         tp: &TopicPartition,
         offset: i64,
         max_bytes: usize,
-        filter: &ReadFilter,
+        tags: Option<&[String]>,
     ) -> Result<ReadSlice, StorageError> {
         let inner = &self.inner;
         let (_, queue) = inner.queue(tp)?;
@@ -483,8 +487,8 @@ impl CommitLogEngine {
         if offset < o.log_start || offset > o.log_end {
             return Err(out_of_range(o));
         }
-        let tags: Option<(Vec<i64>, &Vec<String>)> =
-            filter.tags.as_ref().map(|t| (t.iter().map(|s| rec::tag_hash(Some(s.as_bytes()))).collect(), t));
+        let tags: Option<(Vec<i64>, &[String])> =
+            tags.map(|t| (t.iter().map(|s| rec::tag_hash(Some(s.as_bytes()))).collect(), t));
         let mut regions = Vec::new();
         let mut current: Option<(Arc<crate::commitlog::LogFile>, usize, usize)> = None;
         let mut total = 0usize;
@@ -611,6 +615,15 @@ impl Engine for CommitLogEngine {
         Ok(())
     }
 
+    fn purge_topic(&self, topic: &str) -> Result<(), StorageError> {
+        // `delete_topic` already works on a topic that is not open but has ConsumeQueue directories (it
+        // removes them and records the tombstone that keeps recovery from dispatching its messages again).
+        match self.delete_topic(topic) {
+            Ok(()) | Err(StorageError::UnknownTopic(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn delete_topic(&self, topic: &str) -> Result<(), StorageError> {
         self.inner.check_open()?;
         validate_topic_name(topic)?;
@@ -663,14 +676,16 @@ impl Engine for CommitLogEngine {
         self.append_inner(tp, &batch)
     }
 
-    fn read(
-        &self,
-        tp: &TopicPartition,
-        offset: i64,
-        max_bytes: usize,
-        filter: &ReadFilter,
-    ) -> Result<ReadSlice, StorageError> {
-        self.read_inner(tp, offset, max_bytes, filter)
+    fn read(&self, tp: &TopicPartition, offset: i64, max_bytes: usize) -> Result<ReadSlice, StorageError> {
+        self.read_inner(tp, offset, max_bytes, None)
+    }
+
+    fn decode_records(&self, slice: &ReadSlice, from_offset: i64) -> Result<Vec<Record>, StorageError> {
+        decode_slice(slice, from_offset)
+    }
+
+    fn encode_batches(&self, slice: &ReadSlice) -> Result<Bytes, StorageError> {
+        encode_as_batches(&decode_slice(slice, i64::MIN)?)
     }
 
     fn offsets(&self, tp: &TopicPartition) -> Result<Offsets, StorageError> {
@@ -723,6 +738,62 @@ impl Engine for CommitLogEngine {
         result?;
         checkpoint::remove_abort_marker(&self.inner.dir)
     }
+
+    fn tag_filter(&self) -> Option<&dyn TagFilter> {
+        Some(self)
+    }
+
+    fn key_lookup(&self) -> Option<&dyn KeyLookup> {
+        Some(self)
+    }
+}
+
+impl TagFilter for CommitLogEngine {
+    fn read_tagged(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+        tags: &[String],
+    ) -> Result<ReadSlice, StorageError> {
+        self.read_inner(tp, offset, max_bytes, Some(tags))
+    }
+}
+
+/// The records of a slice this engine returned, at or after `from_offset`, every body CRC checked.
+fn decode_slice(slice: &ReadSlice, from_offset: i64) -> Result<Vec<Record>, StorageError> {
+    let mut out = Vec::new();
+    match slice {
+        ReadSlice::Empty { .. } => {}
+        ReadSlice::Mapped { regions, .. } => {
+            for region in regions {
+                rec::decode_region(region, from_offset, &mut out)?;
+            }
+        }
+        ReadSlice::File { .. } => {
+            return Err(StorageError::Unsupported(
+                "a file slice holds segment batches; the commitlog engine only decodes its own mapped slices".into(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// Kafka RecordBatch v2 bytes for `records` (in offset order): one uncompressed batch per run of
+/// contiguous offsets, each record keeping its offset, timestamp, key, value and headers.
+fn encode_as_batches(records: &[Record]) -> Result<Bytes, StorageError> {
+    let mut out = Vec::new();
+    let mut rest = records;
+    while let Some(first) = rest.first() {
+        let run = 1 + rest.windows(2).take_while(|w| w[0].offset.checked_add(1) == Some(w[1].offset)).count();
+        let (batch, tail) = rest.split_at(run);
+        let last_offset_delta = i32::try_from(run - 1)
+            .map_err(|_| StorageError::Unsupported(format!("{run} contiguous records do not fit in one batch")))?;
+        let built = RecordBatch::build_with_offsets(first.offset, last_offset_delta, batch, Compression::None)?;
+        out.extend_from_slice(built.as_bytes());
+        rest = tail;
+    }
+    Ok(Bytes::from(out))
 }
 
 impl Drop for CommitLogEngine {

@@ -18,7 +18,7 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use janus_api::commitlog_record::java_string_hash;
+use crate::format::java_string_hash;
 use janus_api::sync;
 use janus_api::{IoResultExt, StorageError};
 use memmap2::{MmapMut, MmapOptions};

@@ -8,7 +8,7 @@
 //! <dir>/checkpoint, abort, deleted_topics            recovery state                   (checkpoint.rs)
 //! ```
 //!
-//! - Record format and the Kafka record mapping: `janus_api::commitlog_record`.
+//! - Record format and the Kafka record mapping: `crate::format`.
 //! - `append` validates the batch, writes one message per record through the mapping under the writer
 //!   mutex, dispatches ConsumeQueue and IndexFile entries inline, publishes ([`dispatch`]).
 //! - Flush policies and group commit: [`flusher`]. Recovery: [`recovery`]. Retention: [`retention`].
@@ -27,6 +27,7 @@ pub mod consume_queue;
 pub mod dispatch;
 mod engine;
 pub mod flusher;
+pub mod format;
 pub mod index_file;
 pub mod inspect;
 pub mod lookup;
@@ -39,5 +40,4 @@ pub mod recovery;
 pub mod retention;
 
 pub use engine::CommitLogEngine;
-pub use lookup::KeyLookup;
 pub use options::CommitLogOptions;

@@ -9,7 +9,7 @@
 //! skipped, and the first candidate block is scanned. Correct for any order of timestamps; fast when they
 //! mostly grow.
 //!
-//! **Keys.** [`KeyLookup::lookup_by_key`] hashes `topic#key`, walks the IndexFile chains (newest first) and
+//! **Keys.** [`KeyLookup::lookup_by_key`] (the engine's [`janus_api::KeyLookup`]) hashes `topic#key`, walks the IndexFile chains (newest first) and
 //! keeps a candidate only when the message really is a live message of that topic carrying that key (in
 //! KEYS or as the record key) stored within the time range.
 
@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use janus_api::sync::lock;
-use janus_api::{Record, StorageError, TopicPartition};
+use janus_api::{KeyLookup, Record, StorageError, TopicPartition};
 
 use crate::dispatch::{has_key, region_record};
 use crate::engine::{Inner, Queue};
@@ -91,20 +91,6 @@ pub(crate) fn offset_for_timestamp(inner: &Inner, queue: &Queue, ts_ms: i64) -> 
         block += 1;
     }
     Ok(None)
-}
-
-/// Looking messages up by key through the IndexFiles (RocketMQ's "query message by key").
-pub trait KeyLookup {
-    /// At most `max` messages of `topic` carrying `key` (a word of their `KEYS` header, or their record key)
-    /// stored between `begin_ms` and `end_ms` inclusive, newest first.
-    fn lookup_by_key(
-        &self,
-        topic: &str,
-        key: &str,
-        begin_ms: i64,
-        end_ms: i64,
-        max: usize,
-    ) -> Result<Vec<(TopicPartition, Record)>, StorageError>;
 }
 
 impl KeyLookup for crate::CommitLogEngine {

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::fs;
 
-use janus_api::commitlog_record as rec;
+use crate::format as rec;
 use janus_api::sync::lock;
 use janus_api::{IoResultExt, StorageError};
 

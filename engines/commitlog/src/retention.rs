@@ -15,7 +15,7 @@
 
 use std::sync::atomic::Ordering;
 
-use janus_api::commitlog_record::{self as rec, Entry};
+use crate::format::{self as rec, Entry};
 use janus_api::sync::lock;
 use janus_api::{RetentionReport, StorageError};
 

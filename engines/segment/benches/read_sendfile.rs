@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, Throughput};
-use janus_api::{
-    Compression, Engine, NewRecord, ReadFilter, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms,
-};
+use janus_api::{Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms};
 use janus_conformance::baseline::{self, LoopbackDrain, Stopwatch, cached_file};
 use janus_segment::{SegmentEngine, SegmentOptions, sendfile_range};
 
@@ -47,11 +45,10 @@ fn build_batch(seed: usize) -> RecordBatch {
 
 /// Reads the whole partition and sends every slice; returns the bytes sent.
 async fn read_all(engine: &SegmentEngine, tp: &TopicPartition, socket: &tokio::net::TcpStream) -> u64 {
-    let filter = ReadFilter::all();
     let mut offset = engine.offsets(tp).expect("offsets").log_start;
     let mut sent = 0;
     loop {
-        match engine.read(tp, offset, MAX_BYTES, &filter).expect("read") {
+        match engine.read(tp, offset, MAX_BYTES).expect("read") {
             ReadSlice::Empty { .. } => return sent,
             ReadSlice::File { file, position, len, next_offset } => {
                 sent += sendfile_range(socket, &file, position, len as u64).await.expect("sendfile");

@@ -11,10 +11,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use janus_api::sync::{self, lock};
 use janus_api::{
-    Appended, CleanupPolicy, Compaction, Durable, Engine, EngineKind, FlushPolicy, IoResultExt, Offsets, ReadFilter,
-    ReadSlice, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
+    Appended, CleanupPolicy, Compaction, Durable, Engine, EngineKind, FlushPolicy, IoResultExt, Offsets, ReadSlice,
+    Record, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
+    validate_topic_name,
 };
 
 use crate::checkpoint;
@@ -359,6 +362,47 @@ impl Inner {
         Ok(names.into_iter().collect())
     }
 
+    /// The partitions of `topic` that have a directory on disk.
+    fn partitions_on_disk(&self, topic: &str) -> Result<Vec<TopicPartition>, StorageError> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            if let Some(tp) = entry.file_name().to_str().and_then(parse_partition_dir)
+                && tp.topic == topic
+                && entry.path().is_dir()
+            {
+                found.push(tp);
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Removes the directory of `tp` (whose log, if loaded, is closed) and forgets its checkpointed
+    /// numbers; [`Inner::after_partitions_removed`] makes that durable. The directory is renamed first, so a
+    /// crash mid-delete never leaves a half-deleted partition that looks live (open removes `.deleting`).
+    fn remove_partition_files(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        self.group_commit.forget(tp);
+        let dir = self.dir.join(partition_dir_name(tp));
+        let doomed = self.dir.join(format!("{}{DELETE_DIR_SUFFIX}", partition_dir_name(tp)));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => fs::remove_dir_all(&doomed).at(&doomed)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&dir, e)),
+        }
+        let mut cp = lock(&self.checkpoints);
+        cp.recovery_points.remove(tp);
+        cp.log_starts.remove(tp);
+        Ok(())
+    }
+
+    /// Makes removed partition directories and their forgotten checkpoint entries durable.
+    fn after_partitions_removed(&self) -> Result<(), StorageError> {
+        sync_dir(&self.dir)?;
+        self.write_log_starts()?;
+        self.write_recovery_points()
+    }
+
     /// Syncs everything: dirty files, every loaded partition's active segment, and the checkpoints.
     fn flush_all(&self) -> Result<(), StorageError> {
         self.group_commit.flush_round()?;
@@ -421,10 +465,9 @@ impl Engine for SegmentEngine {
 
     fn delete_topic(&self, topic: &str) -> Result<(), StorageError> {
         self.inner.check_open()?;
-        let removed = {
-            let mut topics = sync::write(&self.inner.topics);
-            topics.remove(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?
-        };
+        let removed = sync::write(&self.inner.topics)
+            .remove(topic)
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
         for slot in &removed.partitions {
             let mut guard = lock(&slot.log);
             if let Some(mut log) = guard.take() {
@@ -434,22 +477,25 @@ impl Engine for SegmentEngine {
                 log.close()?;
             }
             slot.open.store(false, Ordering::Release);
-            self.inner.group_commit.forget(&slot.tp);
-            // Rename first so a crash mid-delete never leaves a half-deleted partition that looks live.
-            let doomed = self.inner.dir.join(format!("{}{DELETE_DIR_SUFFIX}", partition_dir_name(&slot.tp)));
-            match fs::rename(&slot.dir, &doomed) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::io(&slot.dir, e)),
-            }
-            fs::remove_dir_all(&doomed).at(&doomed)?;
-            let mut cp = lock(&self.inner.checkpoints);
-            cp.recovery_points.remove(&slot.tp);
-            cp.log_starts.remove(&slot.tp);
+            self.inner.remove_partition_files(&slot.tp)?;
         }
-        sync_dir(&self.inner.dir)?;
-        self.inner.write_log_starts()?;
-        self.inner.write_recovery_points()
+        self.inner.after_partitions_removed()
+    }
+
+    fn purge_topic(&self, topic: &str) -> Result<(), StorageError> {
+        self.inner.check_open()?;
+        validate_topic_name(topic)?;
+        match self.delete_topic(topic) {
+            Ok(()) | Err(StorageError::UnknownTopic(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // What no open topic covers: partition directories of a topic never opened in this run (or beyond
+        // the partition count it was opened with), left by a crash or an earlier broker.
+        let leftovers = self.inner.partitions_on_disk(topic)?;
+        for tp in &leftovers {
+            self.inner.remove_partition_files(tp)?;
+        }
+        if leftovers.is_empty() { Ok(()) } else { self.inner.after_partitions_removed() }
     }
 
     fn topics_on_disk(&self) -> Result<Vec<String>, StorageError> {
@@ -488,20 +534,17 @@ impl Engine for SegmentEngine {
         Ok(Appended { base_offset: info.base_offset, last_offset: info.last_offset, durable })
     }
 
-    fn read(
-        &self,
-        tp: &TopicPartition,
-        offset: i64,
-        max_bytes: usize,
-        filter: &ReadFilter,
-    ) -> Result<ReadSlice, StorageError> {
-        if !filter.is_all() {
-            return Err(StorageError::Unsupported(
-                "tag filters need a commitlog topic; segment topics are filtered by the consumer".into(),
-            ));
-        }
+    fn read(&self, tp: &TopicPartition, offset: i64, max_bytes: usize) -> Result<ReadSlice, StorageError> {
         let (topic, slot) = self.inner.slot(tp)?;
         self.inner.with_log(&topic, &slot, false, |log| log.read(offset, max_bytes))
+    }
+
+    fn decode_records(&self, slice: &ReadSlice, from_offset: i64) -> Result<Vec<Record>, StorageError> {
+        Ok(janus_api::batch::decode_batches(&stored_batches(slice)?, from_offset)?)
+    }
+
+    fn encode_batches(&self, slice: &ReadSlice) -> Result<Bytes, StorageError> {
+        stored_batches(slice)
     }
 
     fn offsets(&self, tp: &TopicPartition) -> Result<Offsets, StorageError> {
@@ -571,6 +614,20 @@ impl Engine for SegmentEngine {
         self.inner.group_commit.tracker().fail("segment engine shut down");
         tracing::info!(dir = %self.inner.dir.display(), "segment engine shut down cleanly");
         Ok(())
+    }
+
+    fn compaction(&self) -> Option<&dyn Compaction> {
+        Some(self)
+    }
+}
+
+/// The stored batches a segment read returned, as bytes.
+fn stored_batches(slice: &ReadSlice) -> Result<Bytes, StorageError> {
+    match slice {
+        ReadSlice::Mapped { .. } => Err(StorageError::Unsupported(
+            "a mapped slice holds CommitLog messages; the segment engine only reads its own file slices".into(),
+        )),
+        other => other.to_bytes(),
     }
 }
 
