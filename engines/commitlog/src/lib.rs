@@ -12,7 +12,8 @@
 //! - `append` validates the batch, writes one message per record through the mapping under the writer
 //!   mutex, dispatches ConsumeQueue and IndexFile entries inline, publishes ([`dispatch`]).
 //! - Flush policies and group commit: [`flusher`]. Recovery: [`recovery`]. Retention: [`retention`].
-//! - Reads return mapped regions ([`janus_api::ReadSlice::Mapped`]); [`net::write_regions`] ships them.
+//! - Reads return mapped regions ([`janus_api::ReadSlice::Mapped`]); shipping them to a socket is not the
+//!   engine's business (the server's transfer layer does it).
 //! - Lookups: [`lookup`] (timestamps; [`KeyLookup`] for keys).
 //!
 //! Topic configs live in memory only (the server's metadata store owns them): `open_topic` adopts what is
@@ -33,8 +34,6 @@ pub mod inspect;
 pub mod lookup;
 pub mod lru;
 pub mod mapped;
-#[cfg(feature = "net")]
-pub mod net;
 pub mod options;
 pub mod recovery;
 pub mod retention;

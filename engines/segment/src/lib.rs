@@ -18,8 +18,6 @@ pub mod log;
 pub mod naming;
 pub mod options;
 pub mod segment;
-pub mod transfer;
 
 pub use engine::SegmentEngine;
 pub use options::SegmentOptions;
-pub use transfer::{send_slice, sendfile_range};
