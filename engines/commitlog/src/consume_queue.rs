@@ -229,6 +229,29 @@ impl CqStore {
         self.entries_per_file
     }
 
+    /// Every queue directory on disk: `(topic, queue)`, sorted.
+    pub fn queue_dirs(&self) -> Result<Vec<(String, u32)>, StorageError> {
+        let root = self.root();
+        let mut out = Vec::new();
+        for topic in fs::read_dir(root).at(root)? {
+            let topic = topic.at(root)?;
+            let Some(name) = topic.file_name().to_str().map(str::to_string) else { continue };
+            if janus_api::validate_topic_name(&name).is_err() || !topic.path().is_dir() {
+                continue;
+            }
+            for q in fs::read_dir(topic.path()).at(topic.path())? {
+                let q = q.at(topic.path())?;
+                if let Some(id) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                    && q.path().is_dir()
+                {
+                    out.push((name.clone(), id));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// The directory of a topic.
     pub fn topic_dir(&self, topic: &str) -> PathBuf {
         self.root.join(topic)
