@@ -21,7 +21,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The client depends only on the generated gRPC API (`janus-proto`), never on a storage engine.
+//! The client depends only on the generated gRPC API (`janus-proto`) and the Kafka formats of `janus-codec`
+//! (Kafka's partitioner), never on a storage engine.
 
 mod admin;
 pub mod cli;
@@ -29,7 +30,6 @@ mod client;
 pub mod consumer;
 pub mod error;
 mod groups;
-pub mod partitioner;
 pub mod producer;
 pub mod record;
 pub mod types;
@@ -37,6 +37,8 @@ pub mod types;
 pub use client::{Client, ClientOptions};
 pub use consumer::{Consumer, ConsumerBatch, ConsumerConfig, FetchMode};
 pub use error::{ClientError, Code};
+/// Kafka's default partitioner (murmur2 of the key), which the producer uses for keyed records.
+pub use janus_codec::partitioner;
 pub use janus_proto::v1 as proto;
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, RequestObserver, RequestReport, SendMode};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};

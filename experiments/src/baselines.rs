@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use janus_conformance::baseline::{self, LoopbackDrain};
+use janus_bench_support::{self as baseline, LoopbackDrain};
 
 use crate::scenario::{Cache, Workload};
 

@@ -6,7 +6,7 @@
 //! - `append_queues`: 16 KiB batches of 1 KiB messages written round-robin over 1, 100, 1,000 and 10,000
 //!   queues, flush=os and flush=sync (and 10,000 queues with an LRU holding all their ConsumeQueue files);
 //! - `read_to_socket`: sequential 1 MiB reads of mapped regions written to a loopback socket
-//!   (`write_regions`, i.e. `writev` from the mapping) vs `sendfile` of a cached file.
+//!   (`janus_transfer::write_regions`, i.e. `writev` from the mapping) vs `sendfile` of a cached file.
 //!
 //! Every bench is bounded (10 samples, a few seconds each). Run: `cargo bench -p janus-commitlog`.
 
@@ -260,7 +260,7 @@ fn read_to_socket(c: &mut Criterion) {
             }
             let slice = e.read(&tp, offset, READ).expect("read");
             let ReadSlice::Mapped { regions, next_offset } = &slice else { panic!("expected mapped regions") };
-            rt.block_on(janus_commitlog::net::write_regions(&sock, regions)).expect("write");
+            rt.block_on(janus_transfer::write_regions(&sock, regions)).expect("write");
             offset = *next_offset;
         });
     });

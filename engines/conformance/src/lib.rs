@@ -33,8 +33,6 @@ use std::path::{Path, PathBuf};
 use janus_api::{StorageError, TopicConfig, TopicPartition};
 
 mod bad_input;
-/// Raw OS baselines (plain `write(2)`, plain `sendfile(2)` over loopback) for the engines' benchmarks.
-pub mod baseline;
 mod basic;
 mod crash;
 mod flush;

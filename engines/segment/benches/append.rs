@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, Throughput};
 use janus_api::{Compression, Engine, NewRecord, RecordBatch, TopicPartition, TopicSpec, now_ms};
-use janus_conformance::baseline::{self, Stopwatch, Timing};
+use janus_bench_support::{self as baseline, Stopwatch, Timing};
 use janus_segment::{SegmentEngine, SegmentOptions};
 
 /// Value size of every record.

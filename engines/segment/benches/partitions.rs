@@ -42,7 +42,7 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput
 use janus_api::{
     Compression, Engine, FlushPolicy, NewRecord, RecordBatch, TopicConfig, TopicPartition, TopicSpec, now_ms,
 };
-use janus_conformance::baseline::{self, RoundRobinFiles, Stopwatch, Timing};
+use janus_bench_support::{self as baseline, RoundRobinFiles, Stopwatch, Timing};
 use janus_segment::{SegmentEngine, SegmentOptions};
 
 /// The partition counts measured, largest first: its setup (30,000 files) is the slowest and suffers most from

@@ -1,6 +1,6 @@
 //! `read_sendfile`: a consumer's sequential read of a whole partition (256 MiB of 64 KiB batches, written up
 //! front and warm in the page cache) through `Engine::read` with a 1 MiB `max_bytes`, each slice shipped with
-//! `sendfile_range` to a loopback tokio socket whose other end a thread drains, following `next_offset` to the
+//! `janus_transfer::send_file_range` to a loopback tokio socket whose other end a thread drains, following `next_offset` to the
 //! log end; against plain blocking `sendfile(2)` of a cached file of the same size to another loopback socket
 //! drained the same way. An iteration ends when the last byte has been read by the draining thread.
 //!
@@ -16,9 +16,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, Throughput};
-use janus_api::{Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms};
-use janus_conformance::baseline::{self, LoopbackDrain, Stopwatch, cached_file};
-use janus_segment::{SegmentEngine, SegmentOptions, sendfile_range};
+use janus_api::{
+    Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms,
+};
+use janus_bench_support::{self as baseline, LoopbackDrain, Stopwatch, cached_file};
+use janus_segment::{SegmentEngine, SegmentOptions};
+use janus_transfer::send_file_range;
 
 /// Bytes of values written to the partition before reading.
 const PARTITION_BYTES: usize = 256 << 20;
@@ -51,7 +54,7 @@ async fn read_all(engine: &SegmentEngine, tp: &TopicPartition, socket: &tokio::n
         match engine.read(tp, offset, MAX_BYTES).expect("read") {
             ReadSlice::Empty { .. } => return sent,
             ReadSlice::File { file, position, len, next_offset } => {
-                sent += sendfile_range(socket, &file, position, len as u64).await.expect("sendfile");
+                sent += send_file_range(socket, &file, position, u64::from(len)).await.expect("sendfile");
                 offset = next_offset;
             }
             ReadSlice::Mapped { .. } => panic!("the segment engine returned a mapped slice"),

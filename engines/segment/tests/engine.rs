@@ -13,6 +13,7 @@ use janus_api::batch::split_batches;
 use janus_api::{Compaction, Engine, ReadSlice, StorageError, TopicPartition, now_ms};
 use janus_segment::SegmentOptions;
 use janus_segment::index::{OFFSET_ENTRY_SIZE, OffsetEntry, TIME_ENTRY_SIZE, TimeEntry};
+use janus_transfer::send_file_range;
 
 #[test]
 fn rolls_when_the_segment_is_older_than_segment_ms() {
@@ -255,6 +256,39 @@ fn concurrent_sync_appends_share_fsyncs() {
     assert!(rounds > 0 && rounds < 400, "400 acknowledged sync appends took {rounds} flush rounds");
     let total: usize = (0..4).map(|p| read_all(&engine, &TopicPartition::new("s", p)).len()).sum();
     assert_eq!(total, 800);
+}
+
+#[test]
+fn sendfile_ships_a_read_slice_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("net", 0);
+    let engine = open(dir.path(), SegmentOptions::default());
+    engine.create_topic(&spec("net", 1, &[])).unwrap();
+    for i in 0..200 {
+        engine.append(&tp, batch(&format!("{i:0>2000}"), 8, 1)).unwrap();
+    }
+    let slice = engine.read(&tp, 0, 4 * 1024 * 1024).unwrap();
+    let expected = slice.to_bytes().unwrap();
+    assert!(expected.len() > 1024 * 1024, "large enough to fill the socket buffer and exercise partial sends");
+    let ReadSlice::File { file, position, len, .. } = slice.clone() else { panic!("segment reads are file ranges") };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let received = rt.block_on(async move {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let reader = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            sock.read_to_end(&mut buf).await.unwrap();
+            buf
+        });
+        let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let sent = send_file_range(&sock, &file, position, len as u64).await.unwrap();
+        assert_eq!(sent, len as u64);
+        drop(sock);
+        reader.await.unwrap()
+    });
+    assert_eq!(received, expected.to_vec());
 }
 
 #[test]

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use janus_api::{Engine, ReadFilter, ReadSlice, TopicPartition};
-use janus_conformance::baseline::LoopbackDrain;
+use janus_api::{Engine, TopicPartition};
+use janus_bench_support::LoopbackDrain;
+use janus_transfer::send_slice;
 
 use crate::measure::{Phase, Took};
 
@@ -76,16 +77,15 @@ fn consume(
     let (mut messages, mut shipped) = (0u64, 0u64);
     runtime.block_on(async {
         let socket = tokio::net::TcpStream::from_std(std_socket)?;
-        let all = ReadFilter::all();
         for tp in partitions {
             let offsets = engine.offsets(tp)?;
             let mut offset = offsets.log_start;
             while offset < offsets.log_end {
-                let slice = engine.read(tp, offset, read_bytes, &all).with_context(|| format!("reading {tp}"))?;
+                let slice = engine.read(tp, offset, read_bytes).with_context(|| format!("reading {tp}"))?;
                 if slice.next_offset() <= offset {
                     bail!("a read of {tp} at {offset} made no progress");
                 }
-                shipped += ship(&socket, &slice).await.with_context(|| format!("shipping {tp}"))?;
+                shipped += send_slice(&socket, &slice).await.with_context(|| format!("shipping {tp}"))?;
                 messages += (slice.next_offset().min(offsets.log_end) - offset) as u64;
                 offset = slice.next_offset();
             }
@@ -94,12 +94,4 @@ fn consume(
     })?;
     drain.wait_received(shipped, Duration::from_secs(300)).context("waiting for the bytes to arrive")?;
     Ok((messages, shipped))
-}
-
-/// Ships a slice the way its engine's network path does.
-async fn ship(socket: &tokio::net::TcpStream, slice: &ReadSlice) -> std::io::Result<u64> {
-    match slice {
-        ReadSlice::Mapped { .. } => janus_commitlog::net::write_slice(socket, slice).await.map(|n| n as u64),
-        _ => janus_segment::send_slice(socket, slice).await,
-    }
 }

@@ -1,12 +1,12 @@
 //! Bad batches: each kind of damage is reported with its own error variant.
 
 use bytes::Bytes;
-use janus_api::batch::header::{
+use janus_codec::batch::header::{
     ATTRIBUTES_OFFSET, CRC_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, MAGIC_OFFSET, RECORDS_COUNT_OFFSET,
     compute_crc,
 };
-use janus_api::batch::record::encode_record;
-use janus_api::batch::{BATCH_HEADER_SIZE, BatchError, Compression, Header, NewRecord, RecordBatch, split_batches};
+use janus_codec::batch::record::encode_record;
+use janus_codec::batch::{BATCH_HEADER_SIZE, BatchError, Compression, Header, NewRecord, RecordBatch, split_batches};
 
 fn records(n: usize) -> Vec<NewRecord> {
     (0..n)

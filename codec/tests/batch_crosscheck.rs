@@ -1,7 +1,7 @@
 //! Cross-check of our RecordBatch v2 codec against kafka-protocol's, for every codec, both ways.
 
 use bytes::{Bytes, BytesMut};
-use janus_api::batch::{BatchHeader, Compression, Header, NewRecord, Record, RecordBatch, split_batches};
+use janus_codec::batch::{BatchHeader, Compression, Header, NewRecord, Record, RecordBatch, split_batches};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression as KCompression, Record as KRecord, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,

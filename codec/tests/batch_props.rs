@@ -1,8 +1,8 @@
 //! Property tests: round trips for arbitrary records and codecs; no panic on arbitrary or damaged bytes.
 
 use bytes::Bytes;
-use janus_api::batch::header::{ATTRIBUTES_OFFSET, BatchHeader, CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, compute_crc};
-use janus_api::batch::{BATCH_HEADER_SIZE, Compression, Header, NewRecord, Record, RecordBatch, split_batches};
+use janus_codec::batch::header::{ATTRIBUTES_OFFSET, BatchHeader, CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, compute_crc};
+use janus_codec::batch::{BATCH_HEADER_SIZE, Compression, Header, NewRecord, Record, RecordBatch, split_batches};
 use proptest::prelude::*;
 
 fn codec() -> impl Strategy<Value = Compression> {
@@ -153,7 +153,7 @@ proptest! {
     ) {
         // Compress arbitrary "records", so the decompressors succeed and the record parser is fuzzed.
         let mut section = Vec::new();
-        janus_api::batch::compression::compress(codec, &plain, &mut section).unwrap();
+        janus_codec::batch::compression::compress(codec, &plain, &mut section).unwrap();
         poke_everything(framed(codec.as_bits(), count, 100, &section));
     }
 
