@@ -20,7 +20,7 @@ pub mod sync;
 pub mod topic;
 
 pub use batch::{BatchError, BatchHeader, Compression, Header, NewRecord, Record, RecordBatch};
-pub use config::{CleanupPolicy, ConfigError, FlushPolicy, TopicConfig};
+pub use config::{CleanupPolicy, ConfigError, FlushPolicy, OptionKey, TopicConfig};
 pub use durable::{Durable, FlushTracker};
 pub use engine::{Appended, Compaction, Engine, KeyLookup, Offsets, RetentionReport, TagFilter};
 pub use error::{IoResultExt, StorageError};
