@@ -25,7 +25,7 @@ pub mod topic;
 pub use janus_codec::batch;
 
 pub use batch::{BatchError, BatchHeader, Compression, Header, NewRecord, Record, RecordBatch};
-pub use config::{CleanupPolicy, ConfigError, FlushPolicy, TopicConfig};
+pub use config::{CleanupPolicy, ConfigError, FlushPolicy, OptionKey, TopicConfig};
 pub use durable::{Durable, FlushTracker};
 pub use engine::{Appended, Compaction, Engine, KeyLookup, Offsets, RetentionReport, TagFilter};
 pub use error::{IoResultExt, StorageError};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use janus_api::{ConfigError, StorageError};
+use janus_api::{ConfigError, OptionKey, StorageError};
 
 /// Engine-wide settings. Build with [`SegmentOptions::default`] and [`SegmentOptions::set`] (or set the
 /// fields and call [`SegmentOptions::validate`]).
@@ -29,31 +29,19 @@ impl Default for SegmentOptions {
     }
 }
 
-/// One engine-wide key: its name and the integers it accepts.
-struct Key {
-    name: &'static str,
-    allowed: &'static str,
-    min: u64,
-    max: u64,
-}
-
-const INDEX_BYTES: Key =
-    Key { name: "segment.index.bytes", allowed: "an integer from 64 to 2147483647", min: 64, max: i32::MAX as u64 };
-const MAX_OPEN: Key = Key { name: "max.open.partitions", allowed: "an integer of at least 1", min: 1, max: u64::MAX };
-const CHECKPOINT: Key =
-    Key { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
+const INDEX_BYTES: OptionKey = OptionKey {
+    name: "segment.index.bytes",
+    allowed: "an integer from 64 to 2147483647",
+    min: 64,
+    max: i32::MAX as u64,
+};
+const MAX_OPEN: OptionKey =
+    OptionKey { name: "max.open.partitions", allowed: "an integer of at least 1", min: 1, max: u64::MAX };
+const CHECKPOINT: OptionKey =
+    OptionKey { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
 
 /// Every key [`SegmentOptions::set`] accepts.
 pub const OPTION_KEYS: &[&str] = &[INDEX_BYTES.name, MAX_OPEN.name, CHECKPOINT.name];
-
-fn check(key: &Key, n: u64) -> Result<u64, ConfigError> {
-    if n < key.min || n > key.max { Err(ConfigError::new(key.name, n.to_string(), key.allowed)) } else { Ok(n) }
-}
-
-fn parse(key: &Key, value: &str) -> Result<u64, ConfigError> {
-    let n: u64 = value.trim().parse().map_err(|_| ConfigError::new(key.name, value, key.allowed))?;
-    check(key, n).map_err(|_| ConfigError::new(key.name, value, key.allowed))
-}
 
 /// `n` as a `usize` (every key's range fits on 64-bit targets; saturates elsewhere).
 fn to_usize(n: u64) -> usize {
@@ -65,17 +53,13 @@ impl SegmentOptions {
     /// values with an error that names the key and the allowed range.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
-            "segment.index.bytes" => self.max_index_bytes = to_usize(parse(&INDEX_BYTES, value)?),
-            "max.open.partitions" => self.max_open_partitions = to_usize(parse(&MAX_OPEN, value)?),
+            "segment.index.bytes" => self.max_index_bytes = to_usize(INDEX_BYTES.parse(value)?),
+            "max.open.partitions" => self.max_open_partitions = to_usize(MAX_OPEN.parse(value)?),
             "checkpoint.interval.ms" => {
-                self.checkpoint_interval = Duration::from_millis(parse(&CHECKPOINT, value)?);
+                self.checkpoint_interval = Duration::from_millis(CHECKPOINT.parse(value)?);
             }
             _ => {
-                return Err(ConfigError::new(
-                    key,
-                    value,
-                    format!("unknown segment engine key; known keys: {}", OPTION_KEYS.join(", ")),
-                ));
+                return Err(OptionKey::unknown(key, value, "segment engine", OPTION_KEYS));
             }
         }
         Ok(())
@@ -83,10 +67,10 @@ impl SegmentOptions {
 
     /// Refuses settings the engine cannot work with (each field against its key's range).
     pub fn validate(&self) -> Result<(), StorageError> {
-        check(&INDEX_BYTES, self.max_index_bytes as u64)?;
-        check(&MAX_OPEN, self.max_open_partitions as u64)?;
+        INDEX_BYTES.check(self.max_index_bytes as u64)?;
+        MAX_OPEN.check(self.max_open_partitions as u64)?;
         let interval_ms = u64::try_from(self.checkpoint_interval.as_millis()).unwrap_or(u64::MAX);
-        check(&CHECKPOINT, interval_ms)?;
+        CHECKPOINT.check(interval_ms)?;
         Ok(())
     }
 }
