@@ -1,7 +1,11 @@
 //! Splitting a buffer of concatenated batches (a segment file range, a fetch response) into batches.
 
+use bytes::Bytes;
+
+use super::batch::RecordBatch;
 use super::error::BatchError;
 use super::header::{BATCH_HEADER_SIZE, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MIN_LENGTH, read_length};
+use super::record::Record;
 
 /// Iterates over the complete batches at the start of `buf`, checking framing only (not CRCs).
 ///
@@ -11,6 +15,19 @@ use super::header::{BATCH_HEADER_SIZE, BatchHeader, LOG_OVERHEAD, MAGIC_OFFSET, 
 /// bytes the complete batches took: where a log recovery would truncate.
 pub fn split_batches(buf: &[u8]) -> BatchIter<'_> {
     BatchIter { buf, pos: 0, done: false }
+}
+
+/// Decodes every record at or after `from_offset` in `buf`, a run of whole batches (a segment file range,
+/// a fetch response), checking every batch's CRC and structure (also of batches wholly before it). Records share memory with `buf`.
+pub fn decode_batches(buf: &Bytes, from_offset: i64) -> Result<Vec<Record>, BatchError> {
+    let mut out = Vec::new();
+    for item in split_batches(buf) {
+        let (_, raw) = item?;
+        let batch = RecordBatch::from_bytes(buf.slice_ref(raw))?;
+        batch.validate()?;
+        out.extend(batch.records()?.into_iter().filter(|r| r.offset >= from_offset));
+    }
+    Ok(out)
 }
 
 /// Iterator returned by [`split_batches`].

@@ -6,7 +6,7 @@
 //! - [`record`]: one record, encoded and parsed in place;
 //! - [`compression`]: the five codecs;
 //! - [`RecordBatch`]: one batch's bytes, built, checked ([`RecordBatch::validate`]) and decoded;
-//! - [`split_batches`]: walking concatenated batches.
+//! - [`split_batches`]: walking concatenated batches; [`decode_batches`]: their records, checked.
 
 #[allow(clippy::module_inception)]
 mod batch;
@@ -22,5 +22,5 @@ pub use batch::RecordBatch;
 pub use compression::Compression;
 pub use error::BatchError;
 pub use header::{BATCH_HEADER_SIZE, BatchHeader, LOG_OVERHEAD, MAGIC_V2};
-pub use iter::{BatchIter, split_batches};
+pub use iter::{BatchIter, decode_batches, split_batches};
 pub use record::{Header, NewRecord, Record, RecordView};

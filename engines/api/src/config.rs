@@ -29,6 +29,48 @@ impl ConfigError {
     }
 }
 
+/// One engine-wide option key (an engine's `*Options::set`): its name and the values it accepts, so that
+/// every refusal names the key and its allowed range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptionKey {
+    /// The key, e.g. `checkpoint.interval.ms`.
+    pub name: &'static str,
+    /// What it accepts, in words (`an integer from 1 to 86400000`).
+    pub allowed: &'static str,
+    /// The smallest integer accepted.
+    pub min: u64,
+    /// The largest integer accepted.
+    pub max: u64,
+}
+
+impl OptionKey {
+    /// `n` if it lies in `min..=max`.
+    pub fn check(&self, n: u64) -> Result<u64, ConfigError> {
+        if n < self.min || n > self.max { Err(ConfigError::new(self.name, n.to_string(), self.allowed)) } else { Ok(n) }
+    }
+
+    /// Parses `value` as an integer in `min..=max`.
+    pub fn parse(&self, value: &str) -> Result<u64, ConfigError> {
+        let refused = || ConfigError::new(self.name, value, self.allowed);
+        let n: u64 = value.trim().parse().map_err(|_| refused())?;
+        self.check(n).map_err(|_| refused())
+    }
+
+    /// Parses `value` as `true` or `false`.
+    pub fn parse_bool(&self, value: &str) -> Result<bool, ConfigError> {
+        match value.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::new(self.name, value, self.allowed)),
+        }
+    }
+
+    /// The error for a key that is none of `known` (the keys of `engine`, e.g. "segment engine").
+    pub fn unknown(key: &str, value: &str, engine: &str, known: &[&str]) -> ConfigError {
+        ConfigError::new(key, value, format!("unknown {engine} key; known keys: {}", known.join(", ")))
+    }
+}
+
 /// When appended data is forced to disk, and so when `Appended::durable` completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FlushPolicy {
@@ -237,6 +279,24 @@ impl TopicConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn option_keys_parse_in_range_and_name_themselves_when_refusing() {
+        let key = OptionKey { name: "x.ms", allowed: "an integer from 1 to 10", min: 1, max: 10 };
+        assert_eq!(key.parse(" 7 ").unwrap(), 7);
+        for bad in ["0", "11", "-1", "seven", ""] {
+            let err = key.parse(bad).unwrap_err();
+            assert_eq!(
+                (err.key.as_str(), err.value.as_str(), err.allowed.as_str()),
+                ("x.ms", bad, "an integer from 1 to 10")
+            );
+        }
+        assert_eq!(key.check(11).unwrap_err().value, "11");
+        assert!(key.parse_bool("true").unwrap() && !key.parse_bool("false").unwrap());
+        assert!(key.parse_bool("yes").is_err());
+        let err = OptionKey::unknown("y", "1", "test engine", &["x.ms", "z"]);
+        assert_eq!(err.to_string(), "invalid value '1' for config 'y': unknown test engine key; known keys: x.ms, z");
+    }
 
     #[test]
     fn every_key_round_trips_through_pairs() {

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::error::StorageError;
+use crate::sync;
 
 #[derive(Default)]
 struct State {
@@ -49,7 +50,7 @@ impl FlushTracker {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the state inconsistent (every update is one field).
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.state)
     }
 
     /// The highest sequence known to be on disk.
@@ -80,7 +81,7 @@ impl FlushTracker {
             if now >= deadline {
                 break;
             }
-            state = self.requested_changed.wait_timeout(state, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            state = sync::wait_timeout(&self.requested_changed, state, deadline - now);
         }
         state.wake_pending = false;
         state.requested
@@ -178,7 +179,7 @@ impl Durable {
             if let Some(reason) = &state.failed {
                 return Err(StorageError::Closed(reason.clone()));
             }
-            state = tracker.durable_changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            state = sync::wait(&tracker.durable_changed, state);
         }
     }
 }

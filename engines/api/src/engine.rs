@@ -1,10 +1,10 @@
 //! The storage trait both engines implement, and the small types it returns.
 
-use crate::batch::RecordBatch;
+use crate::batch::{Record, RecordBatch};
 use crate::config::TopicConfig;
 use crate::durable::Durable;
 use crate::error::StorageError;
-use crate::slice::{ReadFilter, ReadSlice};
+use crate::slice::ReadSlice;
 use crate::topic::{EngineKind, TopicPartition, TopicSpec};
 
 /// What `append` assigned.
@@ -48,6 +48,9 @@ impl RetentionReport {
 ///
 /// Engines are synchronous and internally locked; callers run them on blocking threads. Every method
 /// takes input from outside and must return an error rather than panic on anything it is given.
+///
+/// Abilities only some engines have are capability traits reached through [`Engine::compaction`],
+/// [`Engine::tag_filter`] and [`Engine::key_lookup`]: `None` means the engine does not have it.
 pub trait Engine: Send + Sync + 'static {
     /// Which model this engine implements.
     fn kind(&self) -> EngineKind;
@@ -65,6 +68,10 @@ pub trait Engine: Send + Sync + 'static {
     /// Deletes a topic and all its data.
     fn delete_topic(&self, topic: &str) -> Result<(), StorageError>;
 
+    /// Removes every file the engine holds for `topic`, whether the topic is open or not (crash leftovers,
+    /// orphans); `Ok(())` when it holds none.
+    fn purge_topic(&self, topic: &str) -> Result<(), StorageError>;
+
     /// Names of the topics that have data on disk, open or not (for reconciling with the metadata store).
     fn topics_on_disk(&self) -> Result<Vec<String>, StorageError>;
 
@@ -74,14 +81,18 @@ pub trait Engine: Send + Sync + 'static {
 
     /// Reads from `offset`, at most `max_bytes` unless the first batch alone is larger (then that batch
     /// alone, so a consumer always makes progress). Reading at the log end returns [`ReadSlice::Empty`];
-    /// outside `log_start..=log_end` is [`StorageError::OffsetOutOfRange`].
-    fn read(
-        &self,
-        tp: &TopicPartition,
-        offset: i64,
-        max_bytes: usize,
-        filter: &ReadFilter,
-    ) -> Result<ReadSlice, StorageError>;
+    /// outside `log_start..=log_end` is [`StorageError::OffsetOutOfRange`]. (Filtering by tag is
+    /// [`TagFilter::read_tagged`], for engines that have it.)
+    fn read(&self, tp: &TopicPartition, offset: i64, max_bytes: usize) -> Result<ReadSlice, StorageError>;
+
+    /// Decodes the records of `slice` (which this engine returned from `read`) at or after `from_offset`,
+    /// verifying every checksum.
+    fn decode_records(&self, slice: &ReadSlice, from_offset: i64) -> Result<Vec<Record>, StorageError>;
+
+    /// `slice` as Kafka RecordBatch v2 bytes, ready for a Kafka fetch response or a batch fetch: the segment
+    /// engine returns its stored batches as they are; the commitlog engine re-encodes its records into batches
+    /// that carry their offsets and timestamps (one batch per contiguous run of offsets).
+    fn encode_batches(&self, slice: &ReadSlice) -> Result<bytes::Bytes, StorageError>;
 
     /// The readable range of a partition.
     fn offsets(&self, tp: &TopicPartition) -> Result<Offsets, StorageError>;
@@ -103,11 +114,58 @@ pub trait Engine: Send + Sync + 'static {
     /// Flushes, writes the clean-shutdown marker and closes; later calls fail with [`StorageError::Closed`].
     /// Dropping an engine without calling this is treated as a crash on the next open.
     fn shutdown(&self) -> Result<(), StorageError>;
+
+    /// Log compaction, if this engine can compact.
+    fn compaction(&self) -> Option<&dyn Compaction> {
+        None
+    }
+
+    /// Tag filtering in storage, if this engine has it.
+    fn tag_filter(&self) -> Option<&dyn TagFilter> {
+        None
+    }
+
+    /// Lookup of messages by key, if this engine has an index for it.
+    fn key_lookup(&self) -> Option<&dyn KeyLookup> {
+        None
+    }
 }
 
-/// Log compaction, for engines that support `cleanup.policy=compact`.
-pub trait Compaction {
+/// Log compaction, for engines that support `cleanup.policy=compact` (reached through
+/// [`Engine::compaction`]).
+pub trait Compaction: Send + Sync {
     /// Compacts every closed segment of every `compact` topic: keeps the newest record per key and drops
     /// tombstones older than `delete.retention.ms` at `now_ms`. Returns how many segments were rewritten.
     fn compact(&self, now_ms: i64) -> Result<usize, StorageError>;
+}
+
+/// Filtering messages by tag in storage, RocketMQ's subscription expression `TagA || TagB` (reached
+/// through [`Engine::tag_filter`]). A message's tag is its [`crate::headers::TAGS`] header.
+pub trait TagFilter: Send + Sync {
+    /// Like `Engine::read`, but returns only messages whose `TAGS` header is one of `tags` (RocketMQ's
+    /// `TagA || TagB`); the slice's next offset moves past what was skipped.
+    fn read_tagged(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: usize,
+        tags: &[String],
+    ) -> Result<ReadSlice, StorageError>;
+}
+
+/// Looking messages up by key through an index (RocketMQ's "query message by key"; reached through
+/// [`Engine::key_lookup`]). A message's keys are the words of its [`crate::headers::KEYS`] header and its
+/// record key.
+pub trait KeyLookup: Send + Sync {
+    /// At most `max` live messages of `topic` carrying `key` (a word of their `KEYS` header, or their
+    /// record key) stored between `begin_ms` and `end_ms` inclusive (the time the broker stored them),
+    /// newest first, each with the partition it is in.
+    fn lookup_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        begin_ms: i64,
+        end_ms: i64,
+        max: usize,
+    ) -> Result<Vec<(TopicPartition, Record)>, StorageError>;
 }

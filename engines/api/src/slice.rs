@@ -1,5 +1,6 @@
 //! What a read returns: a description of where the bytes are, so the network layer can ship them without
-//! copying (`sendfile` for a file range, `write`/`writev` for mapped memory).
+//! copying (`sendfile` for a file range, `write`/`writev` for mapped memory). What the bytes mean is the
+//! engine's business: `Engine::decode_records` and `Engine::encode_batches` read them.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -7,41 +8,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::batch::{Record, RecordBatch, split_batches};
 use crate::error::StorageError;
 
 /// A contiguous run of bytes inside a memory mapping (cheap to clone; keeps the mapping alive).
 pub type MappedRegion = Bytes;
 
-/// Which messages a read should return.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReadFilter {
-    /// Only messages whose `TAGS` is one of these (RocketMQ's `TagA || TagB`); `None` returns every message.
-    /// Only engines with tag filtering accept a tag filter.
-    pub tags: Option<Vec<String>>,
-}
-
-impl ReadFilter {
-    /// A filter that lets every message through.
-    pub fn all() -> Self {
-        ReadFilter::default()
-    }
-
-    /// A filter for the given tags.
-    pub fn tags<S: Into<String>>(tags: impl IntoIterator<Item = S>) -> Self {
-        ReadFilter { tags: Some(tags.into_iter().map(Into::into).collect()) }
-    }
-
-    /// Whether this filter lets every message through.
-    pub fn is_all(&self) -> bool {
-        self.tags.is_none()
-    }
-}
-
 /// The result of `Engine::read`.
 #[derive(Debug, Clone)]
 pub enum ReadSlice {
-    /// Nothing to return (the read was at the log end, or a filter skipped everything scanned).
+    /// Nothing to return (the read was at the log end, or a tag filter skipped everything scanned).
     Empty {
         /// Where the next read should start.
         next_offset: i64,
@@ -58,9 +33,10 @@ pub enum ReadSlice {
         /// The offset after the last record in the range.
         next_offset: i64,
     },
-    /// CommitLog records in mapped memory (several regions when a tag filter skips messages).
+    /// Records in an engine's own format in mapped memory (the commitlog engine's CommitLog messages);
+    /// several regions when a tag filter skips messages.
     Mapped {
-        /// The regions, each a whole number of CommitLog records.
+        /// The regions, each a whole number of records.
         regions: Vec<MappedRegion>,
         /// The queue offset after the last message scanned.
         next_offset: i64,
@@ -104,29 +80,5 @@ impl ReadSlice {
             ReadSlice::Mapped { regions, .. } if regions.len() == 1 => Ok(regions[0].clone()),
             ReadSlice::Mapped { regions, .. } => Ok(Bytes::from(regions.concat())),
         }
-    }
-
-    /// Decodes the messages at or after `from_offset`, verifying every checksum on the way.
-    pub fn records(&self, from_offset: i64) -> Result<Vec<Record>, StorageError> {
-        let mut out = Vec::new();
-        match self {
-            ReadSlice::Empty { .. } => {}
-            ReadSlice::File { .. } => {
-                let bytes = self.to_bytes()?;
-                let mut batches = split_batches(&bytes);
-                for item in &mut batches {
-                    let (_, raw) = item?;
-                    let batch = RecordBatch::from_bytes(bytes.slice_ref(raw))?;
-                    batch.validate()?;
-                    out.extend(batch.records()?.into_iter().filter(|r| r.offset >= from_offset));
-                }
-            }
-            ReadSlice::Mapped { regions, .. } => {
-                for region in regions {
-                    crate::commitlog_record::decode_region(region, from_offset, &mut out)?;
-                }
-            }
-        }
-        Ok(out)
     }
 }

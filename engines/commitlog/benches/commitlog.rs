@@ -18,9 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use janus_api::{
-    Compression, Engine, NewRecord, ReadFilter, ReadSlice, RecordBatch, TopicConfig, TopicPartition, TopicSpec,
-};
+use janus_api::{Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicConfig, TopicPartition, TopicSpec};
 use janus_bench_support::{self as baseline, LoopbackDrain, Stopwatch, cached_file};
 use janus_commitlog::{CommitLogEngine, CommitLogOptions};
 
@@ -207,7 +205,7 @@ fn read_to_socket(c: &mut Criterion) {
             if offset >= end {
                 offset = 0;
             }
-            let slice = e.read(&tp, offset, READ, &ReadFilter::all()).expect("read");
+            let slice = e.read(&tp, offset, READ).expect("read");
             let ReadSlice::Mapped { regions, next_offset } = &slice else { panic!("expected mapped regions") };
             rt.block_on(janus_transfer::write_regions(&sock, regions)).expect("write");
             offset = *next_offset;

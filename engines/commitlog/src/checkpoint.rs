@@ -10,12 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use janus_api::{IoResultExt, StorageError};
 
-use crate::mapped::sync_dir;
+use janus_api::fsutil::{sync_dir, write_atomic};
 
 /// File name of the checkpoint.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -41,17 +40,9 @@ pub struct Checkpoint {
     pub queues: BTreeMap<(String, u32), i64>,
 }
 
-/// Writes `content` to `dir/name` atomically: a temporary file, fsync, rename, fsync of the directory.
-pub fn write_atomic(dir: &Path, name: &str, content: &[u8]) -> Result<(), StorageError> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    let path = dir.join(name);
-    {
-        let mut f = fs::File::create(&tmp).at(&tmp)?;
-        f.write_all(content).at(&tmp)?;
-        f.sync_all().at(&tmp)?;
-    }
-    fs::rename(&tmp, &path).at(&path)?;
-    sync_dir(dir)
+/// Writes `content` to `dir/name` atomically (see [`write_atomic`]).
+fn write_in(dir: &Path, name: &str, content: &[u8]) -> Result<(), StorageError> {
+    write_atomic(&dir.join(name), content)
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, StorageError> {
@@ -124,7 +115,7 @@ impl Checkpoint {
 
     /// Replaces `dir/checkpoint`.
     pub fn write(&self, dir: &Path) -> Result<(), StorageError> {
-        write_atomic(dir, CHECKPOINT_FILE, self.encode().as_bytes())
+        write_in(dir, CHECKPOINT_FILE, self.encode().as_bytes())
     }
 }
 
@@ -135,7 +126,7 @@ pub fn abort_marker_exists(dir: &Path) -> bool {
 
 /// Creates the abort marker (durably).
 pub fn create_abort_marker(dir: &Path) -> Result<(), StorageError> {
-    write_atomic(dir, ABORT_FILE, b"janus commitlog engine running\n")
+    write_in(dir, ABORT_FILE, b"janus commitlog engine running\n")
 }
 
 /// Removes the abort marker (durably).
@@ -167,7 +158,7 @@ pub fn read_tombstones(dir: &Path) -> Result<HashMap<String, u64>, StorageError>
 pub fn write_tombstones(dir: &Path, tombstones: &HashMap<String, u64>) -> Result<(), StorageError> {
     let mut lines: Vec<String> = tombstones.iter().map(|(t, p)| format!("{t} {p}\n")).collect();
     lines.sort();
-    write_atomic(dir, TOMBSTONES_FILE, lines.concat().as_bytes())
+    write_in(dir, TOMBSTONES_FILE, lines.concat().as_bytes())
 }
 
 /// Reads a queue's persisted log start.
@@ -178,7 +169,7 @@ pub fn read_log_start(queue_dir: &Path) -> Result<Option<i64>, StorageError> {
 /// Persists a queue's log start.
 pub fn write_log_start(queue_dir: &Path, start: i64) -> Result<(), StorageError> {
     fs::create_dir_all(queue_dir).at(queue_dir)?;
-    write_atomic(queue_dir, LOG_START_FILE, format!("{start}\n").as_bytes())
+    write_in(queue_dir, LOG_START_FILE, format!("{start}\n").as_bytes())
 }
 
 #[cfg(test)]

@@ -1,17 +1,19 @@
-//! The CommitLog: a chain of fixed-size mapped files named by their first physical offset, one writer
-//! ([`LogWriter`], kept under the engine's writer mutex), and a background allocator that creates (and
-//! optionally pre-warms) the next file before the writer needs it.
+//! The CommitLog: a chain of fixed-size mapped files named by their first physical offset, written by one
+//! writer (`crate::writer::LogWriter`, kept under the engine's writer mutex), and a background allocator
+//! that creates (and optionally pre-warms) the next file before the writer needs it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
-use janus_api::commitlog_record::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
+use crate::format::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
+use janus_api::sync::{self, lock};
 use janus_api::{IoResultExt, StorageError};
 
-use crate::mapped::{MappedFile, sync_dir};
+use crate::mapped::MappedFile;
+use janus_api::fsutil::sync_dir;
 
 /// Name of the CommitLog directory under the engine's directory.
 pub const COMMITLOG_DIR: &str = "commitlog";
@@ -24,10 +26,6 @@ pub fn file_name(offset: u64) -> String {
 /// Parses a 20-digit file name.
 pub fn parse_file_name(name: &str) -> Option<u64> {
     if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) { name.parse().ok() } else { None }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One CommitLog file.
@@ -150,11 +148,6 @@ impl CommitLog {
         })
     }
 
-    /// The CommitLog directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Size of every file.
     pub fn file_bytes(&self) -> u64 {
         self.file_bytes
@@ -162,13 +155,13 @@ impl CommitLog {
 
     /// A snapshot of the files, oldest first.
     pub fn files(&self) -> Vec<Arc<LogFile>> {
-        self.files.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.files).clone()
     }
 
     /// Physical offset of the oldest byte still stored (the first file's start), or the written end when
     /// there is no file.
     pub fn min_offset(&self) -> u64 {
-        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let files = sync::read(&self.files);
         files.first().map_or_else(|| self.written(), |f| f.start)
     }
 
@@ -178,16 +171,26 @@ impl CommitLog {
     }
 
     /// Sets the written end (recovery) and makes everything below it readable, nothing above.
-    pub fn set_written(&self, end: u64) {
+    ///
+    /// # Safety
+    /// Only before the engine is shared (recovery at open): no reader may hold a slice or region of any
+    /// file, since this can lower a file's readable end below bytes the writer will then overwrite.
+    pub(crate) unsafe fn set_written(&self, end: u64) {
         for f in self.files() {
-            f.map.set_readable(end.saturating_sub(f.start).min(f.map.len() as u64) as usize);
+            // SAFETY: per this function's contract no reader exists yet, and no writer runs concurrently.
+            unsafe { f.map.set_readable(end.saturating_sub(f.start).min(f.map.len() as u64) as usize) };
         }
+        self.written.store(end, Ordering::Release);
+    }
+
+    /// Records that the writer published everything below `end` (it has moved the files' readable ends).
+    pub(crate) fn set_published(&self, end: u64) {
         self.written.store(end, Ordering::Release);
     }
 
     /// The file holding physical offset `phys`.
     pub fn file_at(&self, phys: u64) -> Option<Arc<LogFile>> {
-        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let files = sync::read(&self.files);
         let first = files.first()?.start;
         if phys < first {
             return None;
@@ -277,7 +280,7 @@ impl CommitLog {
     /// Cuts the CommitLog at `end` (recovery): zeroes the rest of the file holding it and deletes every
     /// later file. Only before the engine is shared.
     pub fn truncate(&self, end: u64) -> Result<(), StorageError> {
-        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut files = sync::write(&self.files);
         while let Some(last) = files.last() {
             if last.start > end || (last.start == end && files.len() > 1) {
                 let path = last.map.path().to_path_buf();
@@ -302,7 +305,7 @@ impl CommitLog {
     /// Returns them.
     pub fn remove_files_before(&self, end: u64) -> Result<Vec<Arc<LogFile>>, StorageError> {
         let written = self.written();
-        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut files = sync::write(&self.files);
         let mut removed = Vec::new();
         while let Some(first) = files.first() {
             if first.end() <= end && first.end() <= written && files.len() > 1 {
@@ -337,7 +340,7 @@ impl CommitLog {
     }
 
     /// The file starting at `start`, created now if neither it nor the allocator's file exists.
-    fn file_starting_at(&self, start: u64) -> Result<Arc<LogFile>, StorageError> {
+    pub(crate) fn file_starting_at(&self, start: u64) -> Result<Arc<LogFile>, StorageError> {
         if let Some(f) = self.file_at(start) {
             return Ok(f);
         }
@@ -351,7 +354,7 @@ impl CommitLog {
     /// Creates the file at `start` and adds it to the chain. Call with `create_lock` held.
     fn create_file(&self, start: u64) -> Result<Arc<LogFile>, StorageError> {
         {
-            let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+            let files = sync::read(&self.files);
             if let Some(last) = files.last()
                 && last.end() != start
             {
@@ -364,18 +367,18 @@ impl CommitLog {
         let path = self.dir.join(file_name(start));
         let map = MappedFile::create(&path, self.file_bytes as usize, self.prewarm)?;
         let file = Arc::new(LogFile { start, map: Arc::new(map), max_store_ms: AtomicI64::new(i64::MIN) });
-        self.files.write().unwrap_or_else(|e| e.into_inner()).push(Arc::clone(&file));
+        sync::write(&self.files).push(Arc::clone(&file));
         Ok(file)
     }
 
     /// Asks the allocator to prepare the file at `start`.
-    fn want(&self, start: u64) {
+    pub(crate) fn want(&self, start: u64) {
         lock(&self.wanted).next_file = Some(start);
         self.wanted_changed.notify_all();
     }
 
     /// Asks the allocator to fault `pos..pos + len` of `file` in writable, ahead of the writer.
-    fn want_populated(&self, file: &Arc<LogFile>, pos: usize, len: usize) {
+    pub(crate) fn want_populated(&self, file: &Arc<LogFile>, pos: usize, len: usize) {
         lock(&self.wanted).populate = Some((Arc::clone(file), pos, len));
         self.wanted_changed.notify_all();
     }
@@ -397,7 +400,7 @@ impl CommitLog {
                     if wanted.populate.is_some() || wanted.next_file.is_some() {
                         break (wanted.populate.take(), wanted.next_file.take());
                     }
-                    wanted = self.wanted_changed.wait(wanted).unwrap_or_else(|e| e.into_inner());
+                    wanted = sync::wait(&self.wanted_changed, wanted);
                 }
             };
             // Faulting pages in comes first: the writer is about to need them, the next file only later.
@@ -422,216 +425,13 @@ impl CommitLog {
         let _guard = lock(&self.wanted);
         self.wanted_changed.notify_all();
     }
-
-    /// The writer state for a CommitLog whose written end is `end`. With `staged`, messages are encoded into
-    /// a buffer and written to the file with `pwrite` at publish (see [`LogWriter`]); otherwise straight
-    /// into the mapping.
-    pub fn writer(self: &Arc<Self>, end: u64, last_store_ms: i64, staged: bool) -> Result<LogWriter, StorageError> {
-        let start = end - end % self.file_bytes;
-        let active = self.file_starting_at(start)?;
-        self.want(start + self.file_bytes);
-        Ok(LogWriter {
-            log: Arc::clone(self),
-            active,
-            pos: end,
-            last_store_ms,
-            populated: end,
-            staged,
-            stage: Vec::new(),
-            stage_at: None,
-        })
-    }
-}
-
-/// The single writer's state: the active file and the physical write position. Lives under the engine's
-/// writer mutex, so holding `&mut LogWriter` is holding that mutex.
-///
-/// Two ways to put bytes in a file, both only above its readable end:
-/// - mapped (the default): messages are encoded straight into the mapping through the raw pointer; pages
-///   are faulted in ahead of the writer with `madvise(MADV_POPULATE_WRITE)`, a few MiB at a time;
-/// - staged (`commitlog.staged.writes`, RocketMQ's `transientStorePoolEnable`): messages are encoded into
-///   an in-process buffer and written to the file with one `pwrite` per contiguous run at publish. The
-///   page cache is the same, so readers still read through the mapping; the writer avoids the page faults
-///   (and the kernel's zeroing of each fresh page) that writing through a mapping costs.
-#[derive(Debug)]
-pub struct LogWriter {
-    log: Arc<CommitLog>,
-    active: Arc<LogFile>,
-    pos: u64,
-    last_store_ms: i64,
-    /// Physical offset up to which the pages of the active file were faulted in writable ahead of use.
-    populated: u64,
-    /// Staged writes (see above).
-    staged: bool,
-    /// Encoded bytes not yet written to their file.
-    stage: Vec<u8>,
-    /// The file and position `stage[0]` belongs at.
-    stage_at: Option<(Arc<LogFile>, usize)>,
-}
-
-/// How far ahead of the write position the writer faults pages in, in one `madvise` each time.
-const POPULATE_CHUNK: u64 = 4 << 20;
-
-/// A place for one message: its file, position in the file and physical offset.
-#[derive(Debug, Clone)]
-pub struct Slot {
-    /// The file.
-    pub file: Arc<LogFile>,
-    /// Position inside the file.
-    pub pos: usize,
-    /// Physical offset.
-    pub phys: u64,
-}
-
-impl LogWriter {
-    /// The physical write position.
-    pub fn pos(&self) -> u64 {
-        self.pos
-    }
-
-    /// The newest STORETIMESTAMP handed out.
-    pub fn last_store_ms(&self) -> i64 {
-        self.last_store_ms
-    }
-
-    /// A STORETIMESTAMP for the next message: the wall clock, never below the previous one.
-    pub fn store_timestamp(&mut self) -> i64 {
-        self.last_store_ms = self.last_store_ms.max(janus_api::now_ms());
-        self.last_store_ms
-    }
-
-    /// Reserves `size` bytes for a message: in the active file if it fits with room for a blank record
-    /// after it; otherwise fills the rest of the active file with a blank record and moves to the next
-    /// file. The caller fills the slot with [`LogWriter::write`] and publishes with [`LogWriter::publish`].
-    pub fn reserve(&mut self, size: usize) -> Result<Slot, StorageError> {
-        let file_bytes = self.log.file_bytes as usize;
-        if size + BLANK_RECORD_SIZE > file_bytes {
-            return Err(StorageError::MessageTooLarge { size, max: file_bytes - BLANK_RECORD_SIZE });
-        }
-        loop {
-            let in_file = (self.pos - self.active.start) as usize;
-            let remaining = file_bytes - in_file;
-            if size + BLANK_RECORD_SIZE <= remaining {
-                let slot = Slot { file: Arc::clone(&self.active), pos: in_file, phys: self.pos };
-                self.pos += size as u64;
-                if !self.staged {
-                    self.populate_ahead();
-                }
-                return Ok(slot);
-            }
-            // SAFETY: we are the writer (`&mut self` lives under the writer mutex) and `in_file..` lies at
-            // or above the readable end of the active file (the written end is at most `self.pos`).
-            let dst = unsafe { self.active.map.writable(in_file, remaining) };
-            rec::encode_blank(dst).map_err(|e| e.into_storage(self.active.map.path()))?;
-            let next = self.active.end();
-            self.active = self.log.file_starting_at(next)?;
-            self.pos = next;
-            self.log.want(next + self.log.file_bytes);
-        }
-    }
-
-    /// Has the allocator thread fault the next pages of the active file in writable, one
-    /// `madvise(MADV_POPULATE_WRITE)` per [`POPULATE_CHUNK`], while the writer goes on. Faulting a page of a
-    /// preallocated file in means the kernel zero-fills it (about 70% of a mapped writer's CPU when the writer
-    /// did it itself, in stalls of about 25 ms every 8 MB); on the other thread that work overlaps the
-    /// writer's, and the writer only faults pages itself when it outruns the allocator.
-    fn populate_ahead(&mut self) {
-        if self.pos <= self.populated && self.populated - self.pos >= POPULATE_CHUNK / 2 {
-            return;
-        }
-        let start = self.populated.max(self.pos).max(self.active.start);
-        let end = (start + POPULATE_CHUNK).min(self.active.end());
-        if start < end {
-            self.log.want_populated(&self.active, (start - self.active.start) as usize, (end - start) as usize);
-        }
-        self.populated = end;
-    }
-
-    /// The bytes of a reserved slot, to fill: in the mapping, or in the stage (writing out the staged run
-    /// first when this slot does not continue it).
-    pub fn write<'a>(&'a mut self, slot: &'a Slot, size: usize) -> Result<&'a mut [u8], StorageError> {
-        if !self.staged {
-            // SAFETY: `slot` was handed out by `reserve` for `size` bytes above the written end, and is not
-            // yet published; `&mut self` proves we hold the writer mutex. The borrow ends before `publish`.
-            return Ok(unsafe { slot.file.map.writable(slot.pos, size) });
-        }
-        let continues = self
-            .stage_at
-            .as_ref()
-            .is_some_and(|(f, pos)| Arc::ptr_eq(f, &slot.file) && pos + self.stage.len() == slot.pos);
-        if !continues {
-            self.write_stage()?;
-            self.stage_at = Some((Arc::clone(&slot.file), slot.pos));
-        }
-        let from = self.stage.len();
-        self.stage.resize(from + size, 0);
-        Ok(&mut self.stage[from..])
-    }
-
-    /// Writes the staged run to its file.
-    fn write_stage(&mut self) -> Result<(), StorageError> {
-        if let Some((file, pos)) = self.stage_at.take()
-            && !self.stage.is_empty()
-        {
-            file.map.write_at(pos, &self.stage)?;
-        }
-        self.stage.clear();
-        Ok(())
-    }
-
-    /// Records a message's store time for retention.
-    pub fn note_store_time(&self, slot: &Slot, store_ms: i64) {
-        slot.file.max_store_ms.fetch_max(store_ms, Ordering::Relaxed);
-    }
-
-    /// Makes everything written so far readable (writing out the stage first).
-    pub fn publish(&mut self) -> Result<(), StorageError> {
-        self.write_stage()?;
-        let old = self.log.written();
-        if old >= self.active.start {
-            // No roll since the last publish: only the active file moves.
-            self.active.map.set_readable((self.pos - self.active.start) as usize);
-            self.log.written.store(self.pos, Ordering::Release);
-            return Ok(());
-        }
-        for f in self.log.files() {
-            if f.end() <= old {
-                continue;
-            }
-            if f.start > self.pos {
-                break;
-            }
-            f.map.set_readable((self.pos - f.start).min(f.map.len() as u64) as usize);
-        }
-        self.log.written.store(self.pos, Ordering::Release);
-        Ok(())
-    }
-
-    /// Undoes everything written since `mark` (a position returned by [`LogWriter::pos`] with nothing
-    /// published since): zeroes the unpublished bytes and moves the write position back.
-    pub fn rollback(&mut self, mark: u64) -> Result<(), StorageError> {
-        self.stage.clear();
-        self.stage_at = None;
-        for f in self.log.files() {
-            if f.end() <= mark || f.start >= self.pos {
-                continue;
-            }
-            let lo = (mark.max(f.start) - f.start) as usize;
-            let hi = (self.pos.min(f.end()) - f.start) as usize;
-            // SAFETY: `lo..hi` lies above the written end (nothing was published since `mark`) and we are
-            // the writer.
-            unsafe { f.map.writable(lo, hi - lo) }.fill(0);
-        }
-        self.pos = mark;
-        self.active = self.log.file_starting_at(mark - mark % self.log.file_bytes)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use janus_api::commitlog_record::{MessageMeta, body_crc, encode_message, message_size};
+    use crate::format::{MessageMeta, body_crc, encode_message, message_size};
+    use crate::writer::LogWriter;
 
     fn put(w: &mut LogWriter, body: &[u8], offset: i64) -> u64 {
         let size = message_size(body.len(), 1, 0).unwrap();
@@ -648,8 +448,9 @@ mod tests {
         for staged in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let log = Arc::new(CommitLog::open(dir.path(), 4096, false).unwrap());
-            log.set_written(0);
-            let mut w = log.writer(0, 0, staged).unwrap();
+            // SAFETY: single-threaded test; no region of the log is held.
+            unsafe { log.set_written(0) };
+            let mut w = LogWriter::new(&log, 0, 0, staged).unwrap();
             let body = vec![7u8; 1000];
             let mut phys = Vec::new();
             for i in 0..10 {
@@ -679,8 +480,9 @@ mod tests {
         for staged in [false, true] {
             let dir = tempfile::tempdir().unwrap();
             let log = Arc::new(CommitLog::open(dir.path(), 4096, false).unwrap());
-            log.set_written(0);
-            let mut w = log.writer(0, 0, staged).unwrap();
+            // SAFETY: single-threaded test; no region of the log is held.
+            unsafe { log.set_written(0) };
+            let mut w = LogWriter::new(&log, 0, 0, staged).unwrap();
             put(&mut w, &[1u8; 3000], 0);
             let mark = w.pos();
             let size = message_size(2000, 1, 0).unwrap();

@@ -19,14 +19,15 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use janus_api::sync::lock;
 use janus_api::{IoResultExt, StorageError};
 use memmap2::{MmapOptions, MmapRaw};
 
 use crate::commitlog::{file_name, parse_file_name};
 use crate::lru::Lru;
-use crate::mapped::sync_dir;
+use janus_api::fsutil::sync_dir;
 
 /// Name of the ConsumeQueue directory under the engine's directory.
 pub const CONSUMEQUEUE_DIR: &str = "consumequeue";
@@ -205,10 +206,6 @@ pub struct CqStore {
     dirty: Mutex<HashMap<Key, PathBuf>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl CqStore {
     /// The store under `dir/consumequeue`.
     pub fn open(dir: &Path, entries_per_file: u32, max_open: usize) -> Result<CqStore, StorageError> {
@@ -230,6 +227,29 @@ impl CqStore {
     /// Entries per file.
     pub fn entries_per_file(&self) -> u64 {
         self.entries_per_file
+    }
+
+    /// Every queue directory on disk: `(topic, queue)`, sorted.
+    pub fn queue_dirs(&self) -> Result<Vec<(String, u32)>, StorageError> {
+        let root = self.root();
+        let mut out = Vec::new();
+        for topic in fs::read_dir(root).at(root)? {
+            let topic = topic.at(root)?;
+            let Some(name) = topic.file_name().to_str().map(str::to_string) else { continue };
+            if janus_api::validate_topic_name(&name).is_err() || !topic.path().is_dir() {
+                continue;
+            }
+            for q in fs::read_dir(topic.path()).at(topic.path())? {
+                let q = q.at(topic.path())?;
+                if let Some(id) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                    && q.path().is_dir()
+                {
+                    out.push((name.clone(), id));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The directory of a topic.

@@ -7,11 +7,9 @@
 
 use std::collections::HashMap;
 
+use crate::format::{self as rec, MessageView, PROPERTY_KEYS, PROPERTY_RECORD_KEY, SYSFLAG_NULL_VALUE, find_property};
 use bytes::Bytes;
 use janus_api::batch::header::compute_crc;
-use janus_api::commitlog_record::{
-    self as rec, MessageView, PROPERTY_KEYS, PROPERTY_RECORD_KEY, SYSFLAG_NULL_VALUE, find_property,
-};
 use janus_api::{BatchError, BatchHeader, Record, RecordBatch, StorageError};
 
 use crate::consume_queue::{CqEntry, CqStore, QueueLoc};

@@ -18,12 +18,14 @@ use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use janus_api::commitlog_record::java_string_hash;
+use crate::format::java_string_hash;
+use janus_api::sync;
 use janus_api::{IoResultExt, StorageError};
 use memmap2::{MmapMut, MmapOptions};
 
 use crate::commitlog::{file_name, parse_file_name};
-use crate::mapped::{preallocate, sync_dir};
+use crate::mapped::preallocate;
+use janus_api::fsutil::sync_dir;
 
 /// Name of the IndexFile directory under the engine's directory.
 pub const INDEX_DIR: &str = "index";
@@ -271,7 +273,7 @@ impl IndexStore {
     }
 
     fn snapshot(&self) -> Vec<Arc<RwLock<IndexFile>>> {
-        self.files.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.files).clone()
     }
 
     /// Physical offset of the newest indexed message (-1 with no entry).
@@ -279,7 +281,7 @@ impl IndexStore {
         self.snapshot()
             .iter()
             .rev()
-            .map(|f| f.read().unwrap_or_else(|e| e.into_inner()).header())
+            .map(|f| sync::read(f).header())
             .find(|h| h.entry_count > 1)
             .map_or(-1, |h| h.end_phys)
     }
@@ -288,13 +290,13 @@ impl IndexStore {
     pub fn put(&self, hash: i32, phys: i64, store_ts: i64) -> Result<(), StorageError> {
         let last = self.snapshot().last().cloned();
         if let Some(f) = &last
-            && f.write().unwrap_or_else(|e| e.into_inner()).put(hash, phys, store_ts)
+            && sync::write(f).put(hash, phys, store_ts)
         {
             return Ok(());
         }
         let mut name = janus_api::now_ms().max(0) as u64;
         let last_name = last.as_ref().and_then(|f| {
-            let f = f.read().unwrap_or_else(|e| e.into_inner());
+            let f = sync::read(f);
             f.path().file_name().and_then(|n| n.to_str()).and_then(parse_file_name)
         });
         if let Some(l) = last_name {
@@ -303,7 +305,7 @@ impl IndexStore {
         let mut file = IndexFile::create(&self.dir.join(file_name(name)), self.slots, self.entries)?;
         sync_dir(&self.dir)?;
         file.put(hash, phys, store_ts);
-        self.files.write().unwrap_or_else(|e| e.into_inner()).push(Arc::new(RwLock::new(file)));
+        sync::write(&self.files).push(Arc::new(RwLock::new(file)));
         Ok(())
     }
 
@@ -311,7 +313,7 @@ impl IndexStore {
     pub fn lookup(&self, hash: i32, begin_ms: i64, end_ms: i64, max: usize) -> Vec<i64> {
         let mut out = Vec::new();
         for f in self.snapshot().iter().rev() {
-            let f = f.read().unwrap_or_else(|e| e.into_inner());
+            let f = sync::read(f);
             if f.overlaps(begin_ms, end_ms) {
                 f.lookup(hash, begin_ms, end_ms, max, &mut out);
             }
@@ -324,14 +326,14 @@ impl IndexStore {
 
     /// Deletes the files whose every entry points below `min_phys`, never the newest.
     pub fn remove_before(&self, min_phys: i64) -> Result<usize, StorageError> {
-        let mut files = self.files.write().unwrap_or_else(|e| e.into_inner());
+        let mut files = sync::write(&self.files);
         let mut removed = 0;
         while files.len() > 1 {
-            let h = files[0].read().unwrap_or_else(|e| e.into_inner()).header();
+            let h = sync::read(&files[0]).header();
             if h.end_phys >= min_phys {
                 break;
             }
-            let path = files[0].read().unwrap_or_else(|e| e.into_inner()).path().to_path_buf();
+            let path = sync::read(&files[0]).path().to_path_buf();
             files.remove(0);
             fs::remove_file(&path).at(&path)?;
             removed += 1;
@@ -342,7 +344,7 @@ impl IndexStore {
     /// Writes every file back.
     pub fn flush(&self) -> Result<(), StorageError> {
         for f in self.snapshot() {
-            f.read().unwrap_or_else(|e| e.into_inner()).flush()?;
+            sync::read(&f).flush()?;
         }
         Ok(())
     }

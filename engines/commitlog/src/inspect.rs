@@ -6,8 +6,8 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::format::{self as rec, BODY_CRC_POS, Entry, FIXED_HEADER_SIZE};
 use janus_api::TopicPartition;
-use janus_api::commitlog_record::{self as rec, BODY_CRC_POS, Entry, FIXED_HEADER_SIZE};
 
 use crate::commitlog::{COMMITLOG_DIR, parse_file_name};
 use crate::consume_queue::CONSUMEQUEUE_DIR;

@@ -58,16 +58,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Lru<K, V> {
     pub fn len(&self) -> usize {
         self.map.len()
     }
-
-    /// Whether the map is empty.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Every value (in no particular order).
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.map.values().map(|(v, _)| v)
-    }
 }
 
 #[cfg(test)]

@@ -61,11 +61,6 @@ fn zeros_beyond(file: &File, from: u64, to: u64) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Fsyncs a directory (after creating, renaming or removing a file in it).
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
-}
-
 impl MappedFile {
     /// Creates a new file of `len` bytes (failing if it exists), preallocated, optionally pre-warmed, synced
     /// with its directory. Nothing is readable yet.
@@ -74,7 +69,7 @@ impl MappedFile {
         preallocate(&file, path, len as u64)?;
         file.sync_all().at(path)?;
         if let Some(dir) = path.parent() {
-            sync_dir(dir)?;
+            janus_api::fsutil::sync_dir(dir)?;
         }
         let mapped = Self::map(path.to_path_buf(), file, len)?;
         if prewarm {
@@ -127,19 +122,21 @@ impl MappedFile {
         self.len
     }
 
-    /// Whether the file has no bytes (never, in practice).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The readable end (see the module docs).
     pub fn readable(&self) -> usize {
         self.readable.load(Ordering::Acquire)
     }
 
-    /// Moves the readable end. Only the writer calls this: upwards after writing, or downwards during
-    /// recovery before it zeroes a damaged tail (when no reader exists yet).
-    pub fn set_readable(&self, end: usize) {
+    /// Moves the readable end to `end` (capped at the file's size).
+    ///
+    /// # Safety
+    /// The caller must be the single writer (hold the engine's writer mutex, or run recovery before the
+    /// engine is shared), and
+    /// - moving the end up: every byte below `end` must be completely written, and no `&mut` slice from
+    ///   [`MappedFile::writable`] over them may be alive (readers may form `&[u8]` over them at once);
+    /// - moving the end down: no reader may hold a slice or region at or above `end` (only before the
+    ///   engine is shared), since the writer may then overwrite those bytes under it.
+    pub unsafe fn set_readable(&self, end: usize) {
         self.readable.store(end.min(self.len), Ordering::Release);
     }
 
@@ -181,10 +178,14 @@ impl MappedFile {
         unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(pos), len) }
     }
 
-    /// Writes `data` at `pos` with `pwrite` (the writer's staged path). Only the writer calls this, and only
-    /// at or above the readable end (the same rule as [`MappedFile::writable`]); the bytes land in the page
-    /// cache the mapping shows, and no Rust reference to them exists meanwhile.
-    pub fn write_at(&self, pos: usize, data: &[u8]) -> Result<(), StorageError> {
+    /// Writes `data` at `pos` with `pwrite` (the writer's staged path); the bytes land in the page cache the
+    /// mapping shows.
+    ///
+    /// # Safety
+    /// The same rule as [`MappedFile::writable`]: the caller must be the only writer, `pos..pos + len` must
+    /// lie at or above the readable end (no reader can see those bytes, so changing them under the mapping
+    /// breaks no `&[u8]`), and no `&mut` slice from `writable` may overlap them.
+    pub unsafe fn write_at(&self, pos: usize, data: &[u8]) -> Result<(), StorageError> {
         use std::os::unix::fs::FileExt;
         debug_assert!(pos >= self.readable() && pos + data.len() <= self.len);
         if pos + data.len() > self.len {
@@ -203,7 +204,8 @@ impl MappedFile {
         if pos >= self.len {
             return;
         }
-        self.set_readable(pos);
+        // SAFETY: this function's contract is the one `set_readable` needs for lowering the end.
+        unsafe { self.set_readable(pos) };
         // Punching a hole drops the range's blocks and cached pages at once, and reserving it again keeps
         // the no-SIGBUS guarantee of `preallocate`; writing zeros through the mapping instead dirtied (and
         // then had to write back) the whole rest of the file: seconds per GiB at every crash recovery.
@@ -237,11 +239,6 @@ impl MappedFile {
             return Ok(());
         }
         self.map.flush_range(pos, len).at(&self.path)
-    }
-
-    /// `fsync` of the whole file.
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_all().at(&self.path)
     }
 
     /// Faults every page in writable (`madvise(MADV_POPULATE_WRITE)`, or touching one byte per page where
@@ -291,7 +288,8 @@ mod tests {
         assert!(f.region(0, 4).is_none());
         // SAFETY: single-threaded test; nothing is readable yet.
         unsafe { f.writable(0, 4) }.copy_from_slice(b"abcd");
-        f.set_readable(4);
+        // SAFETY: single-threaded test; the bytes below 4 are written and the `&mut` slice is gone.
+        unsafe { f.set_readable(4) };
         let r = f.region(0, 4).unwrap();
         assert!(f.region(0, 5).is_none());
         drop(f);
@@ -322,7 +320,8 @@ mod tests {
         let f = MappedFile::create(&path, len, false).unwrap();
         // SAFETY: single-threaded test; nothing is readable yet.
         unsafe { f.writable(0, len) }.fill(0xab);
-        f.set_readable(len);
+        // SAFETY: single-threaded test; every byte is written and the `&mut` slice is gone.
+        unsafe { f.set_readable(len) };
         f.flush_range(0, len).unwrap();
         // SAFETY: single-threaded test; no region of the file is held.
         unsafe { f.zero_from(5000) };

@@ -1,6 +1,6 @@
 //! Broker-wide settings of the commitlog engine, with their config keys and allowed ranges.
 
-use janus_api::ConfigError;
+use janus_api::{ConfigError, OptionKey};
 
 /// Settings of one [`crate::CommitLogEngine`]. Build with [`CommitLogOptions::default`] and
 /// [`CommitLogOptions::set`] (or set the fields and call [`CommitLogOptions::validate`]).
@@ -41,27 +41,24 @@ impl Default for CommitLogOptions {
     }
 }
 
-/// One broker-wide key: its name and what it accepts.
-struct Key {
-    name: &'static str,
-    allowed: &'static str,
-    min: u64,
-    max: u64,
-}
-
-const FILE_BYTES: Key =
-    Key { name: "commitlog.file.bytes", allowed: "an integer from 4096 to 17179869184", min: 4096, max: 1 << 34 };
-const PREWARM: Key = Key { name: "commitlog.prewarm", allowed: "true or false", min: 0, max: 1 };
-const STAGED: Key = Key { name: "commitlog.staged.writes", allowed: "true or false", min: 0, max: 1 };
-const CQ_ENTRIES: Key =
-    Key { name: "consumequeue.file.entries", allowed: "an integer from 16 to 50000000", min: 16, max: 50_000_000 };
-const CQ_OPEN: Key =
-    Key { name: "consumequeue.open.files", allowed: "an integer from 2 to 1000000", min: 2, max: 1_000_000 };
-const INDEX_SLOTS: Key = Key { name: "index.slots", allowed: "an integer from 1 to 50000000", min: 1, max: 50_000_000 };
-const INDEX_ENTRIES: Key =
-    Key { name: "index.entries", allowed: "an integer from 2 to 100000000", min: 2, max: 100_000_000 };
-const CHECKPOINT: Key =
-    Key { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
+const FILE_BYTES: OptionKey =
+    OptionKey { name: "commitlog.file.bytes", allowed: "an integer from 4096 to 17179869184", min: 4096, max: 1 << 34 };
+const PREWARM: OptionKey = OptionKey { name: "commitlog.prewarm", allowed: "true or false", min: 0, max: 1 };
+const STAGED: OptionKey = OptionKey { name: "commitlog.staged.writes", allowed: "true or false", min: 0, max: 1 };
+const CQ_ENTRIES: OptionKey = OptionKey {
+    name: "consumequeue.file.entries",
+    allowed: "an integer from 16 to 50000000",
+    min: 16,
+    max: 50_000_000,
+};
+const CQ_OPEN: OptionKey =
+    OptionKey { name: "consumequeue.open.files", allowed: "an integer from 2 to 1000000", min: 2, max: 1_000_000 };
+const INDEX_SLOTS: OptionKey =
+    OptionKey { name: "index.slots", allowed: "an integer from 1 to 50000000", min: 1, max: 50_000_000 };
+const INDEX_ENTRIES: OptionKey =
+    OptionKey { name: "index.entries", allowed: "an integer from 2 to 100000000", min: 2, max: 100_000_000 };
+const CHECKPOINT: OptionKey =
+    OptionKey { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
 
 /// Every key [`CommitLogOptions::set`] accepts.
 pub const OPTION_KEYS: &[&str] = &[
@@ -75,43 +72,22 @@ pub const OPTION_KEYS: &[&str] = &[
     CHECKPOINT.name,
 ];
 
-fn check(key: &Key, n: u64) -> Result<u64, ConfigError> {
-    if n < key.min || n > key.max { Err(ConfigError::new(key.name, n.to_string(), key.allowed)) } else { Ok(n) }
-}
-
-fn parse(key: &Key, value: &str) -> Result<u64, ConfigError> {
-    let n: u64 = value.trim().parse().map_err(|_| ConfigError::new(key.name, value, key.allowed))?;
-    check(key, n).map_err(|_| ConfigError::new(key.name, value, key.allowed))
-}
-
-fn parse_bool(key: &Key, value: &str) -> Result<bool, ConfigError> {
-    match value.trim() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ConfigError::new(key.name, value, key.allowed)),
-    }
-}
-
 impl CommitLogOptions {
     /// Sets one key from its string value, refusing unknown keys and out-of-range values.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
-            "commitlog.file.bytes" => self.file_bytes = parse(&FILE_BYTES, value)?,
+            "commitlog.file.bytes" => self.file_bytes = FILE_BYTES.parse(value)?,
             "commitlog.prewarm" => {
-                self.prewarm = parse_bool(&PREWARM, value)?;
+                self.prewarm = PREWARM.parse_bool(value)?;
             }
-            "commitlog.staged.writes" => self.staged_writes = parse_bool(&STAGED, value)?,
-            "consumequeue.file.entries" => self.consumequeue_file_entries = parse(&CQ_ENTRIES, value)? as u32,
-            "consumequeue.open.files" => self.consumequeue_open_files = parse(&CQ_OPEN, value)? as usize,
-            "index.slots" => self.index_slots = parse(&INDEX_SLOTS, value)? as u32,
-            "index.entries" => self.index_entries = parse(&INDEX_ENTRIES, value)? as u32,
-            "checkpoint.interval.ms" => self.checkpoint_interval_ms = parse(&CHECKPOINT, value)?,
+            "commitlog.staged.writes" => self.staged_writes = STAGED.parse_bool(value)?,
+            "consumequeue.file.entries" => self.consumequeue_file_entries = CQ_ENTRIES.parse(value)? as u32,
+            "consumequeue.open.files" => self.consumequeue_open_files = CQ_OPEN.parse(value)? as usize,
+            "index.slots" => self.index_slots = INDEX_SLOTS.parse(value)? as u32,
+            "index.entries" => self.index_entries = INDEX_ENTRIES.parse(value)? as u32,
+            "checkpoint.interval.ms" => self.checkpoint_interval_ms = CHECKPOINT.parse(value)?,
             _ => {
-                return Err(ConfigError::new(
-                    key,
-                    value,
-                    format!("unknown commitlog engine key; known keys: {}", OPTION_KEYS.join(", ")),
-                ));
+                return Err(OptionKey::unknown(key, value, "commitlog engine", OPTION_KEYS));
             }
         }
         Ok(())
@@ -119,12 +95,12 @@ impl CommitLogOptions {
 
     /// Checks every field against its key's range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check(&FILE_BYTES, self.file_bytes)?;
-        check(&CQ_ENTRIES, u64::from(self.consumequeue_file_entries))?;
-        check(&CQ_OPEN, self.consumequeue_open_files as u64)?;
-        check(&INDEX_SLOTS, u64::from(self.index_slots))?;
-        check(&INDEX_ENTRIES, u64::from(self.index_entries))?;
-        check(&CHECKPOINT, self.checkpoint_interval_ms)?;
+        FILE_BYTES.check(self.file_bytes)?;
+        CQ_ENTRIES.check(u64::from(self.consumequeue_file_entries))?;
+        CQ_OPEN.check(self.consumequeue_open_files as u64)?;
+        INDEX_SLOTS.check(u64::from(self.index_slots))?;
+        INDEX_ENTRIES.check(u64::from(self.index_entries))?;
+        CHECKPOINT.check(self.checkpoint_interval_ms)?;
         Ok(())
     }
 

@@ -14,16 +14,17 @@
 //!    CommitLog ([`rebuild_queues`]).
 
 use std::collections::HashSet;
-use std::fs;
+use std::sync::Arc;
 
-use janus_api::commitlog_record as rec;
-use janus_api::{IoResultExt, StorageError};
+use crate::format as rec;
+use janus_api::StorageError;
+use janus_api::sync::lock;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::commitlog::CommitLog;
 use crate::consume_queue::QueueLoc;
 use crate::dispatch::Redispatcher;
-use crate::engine::{Inner, lock};
+use crate::state::{Queue, State};
 
 /// What [`recover_log`] decided.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +54,8 @@ pub(crate) fn recover_log(
             None => files.last().map_or(end == 0, |l| l.end() == end),
         };
         if sane {
-            log.set_written(end);
+            // SAFETY: recovery runs at open, before the engine (and so any reader) exists.
+            unsafe { log.set_written(end) };
             return Ok(RecoveredLog { end, last_store_ms: c.last_store_ms, scan_from: end });
         }
         tracing::warn!(end, "the checkpoint does not match the CommitLog; recovering as after a crash");
@@ -73,40 +75,18 @@ pub(crate) fn recover_log(
         tracing::warn!(end = scanned.end, %damage, "cutting the CommitLog at a damaged record");
     }
     log.truncate(scanned.end)?;
-    log.set_written(scanned.end);
+    // SAFETY: recovery runs at open, before the engine (and so any reader) exists.
+    unsafe { log.set_written(scanned.end) };
     Ok(RecoveredLog { end: scanned.end, last_store_ms: last_store_ms.max(0), scan_from: from })
 }
 
-/// Every queue directory on disk: `(topic, queue)`.
-pub(crate) fn queue_dirs(inner: &Inner) -> Result<Vec<(String, u32)>, StorageError> {
-    let root = inner.cq.root();
-    let mut out = Vec::new();
-    for topic in fs::read_dir(root).at(root)? {
-        let topic = topic.at(root)?;
-        let Some(name) = topic.file_name().to_str().map(str::to_string) else { continue };
-        if janus_api::validate_topic_name(&name).is_err() || !topic.path().is_dir() {
-            continue;
-        }
-        for q in fs::read_dir(topic.path()).at(topic.path())? {
-            let q = q.at(topic.path())?;
-            if let Some(id) = q.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                && q.path().is_dir()
-            {
-                out.push((name.clone(), id));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Whether the message at `phys` is offset `offset` of queue `queue` of `topic`, `size` bytes long.
-fn entry_matches(inner: &Inner, phys: i64, size: i32, topic: &str, queue: u32, offset: u64) -> bool {
-    if phys < 0 || size <= 0 || phys as u64 + size as u64 > inner.log.written() {
+fn entry_matches(state: &State, phys: i64, size: i32, topic: &str, queue: u32, offset: u64) -> bool {
+    if phys < 0 || size <= 0 || phys as u64 + size as u64 > state.log.written() {
         return false;
     }
     matches!(
-        inner.log.with_message(phys as u64, |v| {
+        state.log.with_message(phys as u64, |v| {
             v.topic == topic.as_bytes()
                 && v.meta.queue_id == queue as i32
                 && v.meta.queue_offset == offset as i64
@@ -118,16 +98,16 @@ fn entry_matches(inner: &Inner, phys: i64, size: i32, topic: &str, queue: u32, o
 
 /// Cuts off the entries of a queue that point at or past the CommitLog end or at a message that is not
 /// theirs; returns the queue's new end.
-fn validate_tail(inner: &Inner, topic: &str, queue: u32, loc: &QueueLoc) -> Result<u64, StorageError> {
-    let files = inner.cq.load(loc)?;
-    let per = inner.cq.entries_per_file();
+fn validate_tail(state: &State, topic: &str, queue: u32, loc: &QueueLoc) -> Result<u64, StorageError> {
+    let files = state.cq.load(loc)?;
+    let per = state.cq.entries_per_file();
     let lo = files.first(per).min(files.next);
-    let end = inner.log.written() as i64;
+    let end = state.log.written() as i64;
     // The first entry reaching past the end (entries grow with the CommitLog).
     let (mut a, mut b) = (lo, files.next);
     while a < b {
         let mid = a + (b - a) / 2;
-        let inside = inner.cq.entry(loc, mid)?.is_some_and(|e| e.phys.saturating_add(i64::from(e.size)) <= end);
+        let inside = state.cq.entry(loc, mid)?.is_some_and(|e| e.phys.saturating_add(i64::from(e.size)) <= end);
         if inside {
             a = mid + 1;
         } else {
@@ -136,32 +116,32 @@ fn validate_tail(inner: &Inner, topic: &str, queue: u32, loc: &QueueLoc) -> Resu
     }
     let mut next = a;
     while next > lo {
-        match inner.cq.entry(loc, next - 1)? {
-            Some(e) if entry_matches(inner, e.phys, e.size, topic, queue, next - 1) => break,
+        match state.cq.entry(loc, next - 1)? {
+            Some(e) if entry_matches(state, e.phys, e.size, topic, queue, next - 1) => break,
             _ => next -= 1,
         }
     }
     if next < files.next {
         tracing::warn!(topic, queue, from = files.next, to = next, "cutting a ConsumeQueue tail");
-        inner.cq.truncate(loc, next)?;
+        state.cq.truncate(loc, next)?;
     }
     Ok(next)
 }
 
 /// Re-dispatches what the crash scan saw, validates every ConsumeQueue tail and rebuilds damaged queues.
-pub(crate) fn recover_queues(inner: &Inner, scan_from: u64) -> Result<(), StorageError> {
-    let tombstones = lock(&inner.tombstones).clone();
-    let loc = |t: &str, q: u32| inner.queue_loc(t, q);
-    let mut d = Redispatcher::new(&inner.cq, Some(&inner.index), &tombstones, &loc);
-    inner.log.scan(scan_from, false, |pos, view| d.dispatch(pos, view))?;
+pub(crate) fn recover_queues(state: &State, scan_from: u64) -> Result<(), StorageError> {
+    let tombstones = lock(&state.tombstones).clone();
+    let loc = |t: &str, q: u32| state.queue_loc(t, q);
+    let mut d = Redispatcher::new(&state.cq, Some(&state.index), &tombstones, &loc);
+    state.log.scan(scan_from, false, |pos, view| d.dispatch(pos, view))?;
     d.finish()?;
     let mut damaged = Vec::new();
     let mut ends = Vec::new();
-    for (topic, queue) in queue_dirs(inner)? {
-        let loc = inner.queue_loc(&topic, queue);
-        let next = validate_tail(inner, &topic, queue, &loc)?;
-        let files = inner.cq.load(&loc)?;
-        let expected = lock(&inner.known_queues).get(&(topic.clone(), queue)).copied();
+    for (topic, queue) in state.cq.queue_dirs()? {
+        let loc = state.queue_loc(&topic, queue);
+        let next = validate_tail(state, &topic, queue, &loc)?;
+        let files = state.cq.load(&loc)?;
+        let expected = lock(&state.known_queues).get(&(topic.clone(), queue)).copied();
         if !files.contiguous() || expected.is_some_and(|e| (next as i64) < e) {
             damaged.push((topic.clone(), queue));
         }
@@ -169,30 +149,64 @@ pub(crate) fn recover_queues(inner: &Inner, scan_from: u64) -> Result<(), Storag
     }
     if !damaged.is_empty() {
         tracing::warn!(queues = damaged.len(), "rebuilding damaged ConsumeQueues from the CommitLog");
-        rebuild_queues(inner, &damaged)?;
+        rebuild_queues(state, &damaged)?;
         for ((topic, queue), next) in ends.iter_mut() {
             if damaged.iter().any(|(t, q)| t == topic && q == queue) {
-                *next = inner.cq.load(&inner.queue_loc(topic, *queue))?.next;
+                *next = state.cq.load(&state.queue_loc(topic, *queue))?.next;
             }
         }
     }
-    let mut known = lock(&inner.known_queues);
+    let mut known = lock(&state.known_queues);
     known.clear();
     known.extend(ends.into_iter().map(|(k, next)| (k, next as i64)));
     Ok(())
 }
 
 /// Rebuilds the given queues from every message still in the CommitLog.
-pub(crate) fn rebuild_queues(inner: &Inner, queues: &[(String, u32)]) -> Result<(), StorageError> {
+pub(crate) fn rebuild_queues(state: &State, queues: &[(String, u32)]) -> Result<(), StorageError> {
     let wanted: HashSet<(String, u32)> = queues.iter().cloned().collect();
     for (topic, queue) in queues {
-        let loc = inner.queue_loc(topic, *queue);
-        inner.cq.truncate(&loc, 0)?;
+        let loc = state.queue_loc(topic, *queue);
+        state.cq.truncate(&loc, 0)?;
     }
-    let tombstones = lock(&inner.tombstones).clone();
-    let loc = |t: &str, q: u32| inner.queue_loc(t, q);
+    let tombstones = lock(&state.tombstones).clone();
+    let loc = |t: &str, q: u32| state.queue_loc(t, q);
     let only = |t: &str, q: u32| wanted.contains(&(t.to_string(), q));
-    let mut d = Redispatcher::new(&inner.cq, None, &tombstones, &loc).only(&only);
-    inner.log.scan(inner.log.min_offset(), false, |pos, view| d.dispatch(pos, view))?;
+    let mut d = Redispatcher::new(&state.cq, None, &tombstones, &loc).only(&only);
+    state.log.scan(state.log.min_offset(), false, |pos, view| d.dispatch(pos, view))?;
     d.finish()
+}
+
+/// Builds the in-memory state of a topic's queues from their files, first rebuilding from the CommitLog
+/// (in one scan) those that miss data the checkpoint says they had, or that have a hole.
+pub(crate) fn load_queues(state: &State, topic: &Arc<str>, partitions: u32) -> Result<Vec<Arc<Queue>>, StorageError> {
+    let per = state.cq.entries_per_file();
+    let mut damaged = Vec::new();
+    for id in 0..partitions {
+        let loc = state.queue_loc(topic, id);
+        let files = state.cq.load(&loc)?;
+        let expected = lock(&state.known_queues).get(&(topic.to_string(), id)).copied();
+        let logical = checkpoint::read_log_start(&loc.dir)?.unwrap_or(0).max(0) as u64;
+        let hole_at_front = files.next > 0 && files.first(per) > logical && state.log.min_offset() == 0;
+        if !files.contiguous() || expected.is_some_and(|e| (files.next as i64) < e) || hole_at_front {
+            tracing::warn!(topic = %topic, queue = id, "rebuilding a ConsumeQueue from the CommitLog");
+            damaged.push((topic.to_string(), id));
+        }
+    }
+    if !damaged.is_empty() {
+        rebuild_queues(state, &damaged)?;
+    }
+    let mut queues = Vec::with_capacity(partitions as usize);
+    for id in 0..partitions {
+        let loc = state.queue_loc(topic, id);
+        let files = state.cq.load(&loc)?;
+        let logical = checkpoint::read_log_start(&loc.dir)?.unwrap_or(0).max(0);
+        let next = (files.next as i64).max(logical);
+        let first = files.first(per).min(files.next) as i64;
+        let live =
+            crate::retention::first_live(&state.cq, &state.log, &loc, first.max(logical) as u64, files.next)? as i64;
+        let start = logical.max(first).max(live).min(next);
+        queues.push(Queue::new(id, loc, start, next, logical));
+    }
+    Ok(queues)
 }

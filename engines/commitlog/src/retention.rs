@@ -15,18 +15,21 @@
 
 use std::sync::atomic::Ordering;
 
-use janus_api::commitlog_record::{self as rec, Entry};
+use crate::format::{self as rec, Entry};
+use janus_api::sync::lock;
 use janus_api::{RetentionReport, StorageError};
 
 use crate::checkpoint;
+use crate::commitlog::CommitLog;
 use crate::commitlog::LogFile;
+use crate::consume_queue::CqStore;
 use crate::consume_queue::QueueLoc;
-use crate::engine::{Inner, lock};
+use crate::state::State;
 
 /// The first queue offset in `lo..hi` whose message is still in the CommitLog (`hi` if none).
-pub(crate) fn first_live(inner: &Inner, loc: &QueueLoc, lo: u64, hi: u64) -> Result<u64, StorageError> {
-    let min = inner.log.min_offset() as i64;
-    let live = |i: u64| -> Result<bool, StorageError> { Ok(inner.cq.entry(loc, i)?.is_some_and(|e| e.phys >= min)) };
+pub(crate) fn first_live(cq: &CqStore, log: &CommitLog, loc: &QueueLoc, lo: u64, hi: u64) -> Result<u64, StorageError> {
+    let min = log.min_offset() as i64;
+    let live = |i: u64| -> Result<bool, StorageError> { Ok(cq.entry(loc, i)?.is_some_and(|e| e.phys >= min)) };
     if lo >= hi || live(lo)? {
         return Ok(lo.min(hi));
     }
@@ -44,14 +47,14 @@ pub(crate) fn first_live(inner: &Inner, loc: &QueueLoc, lo: u64, hi: u64) -> Res
 
 /// The newest STORETIMESTAMP in `files[i]`: known from appends, else bounded by the first message of the
 /// next file (store times never decrease), else found by walking the file.
-fn newest_store_ms(inner: &Inner, files: &[std::sync::Arc<LogFile>], i: usize) -> i64 {
+fn newest_store_ms(log: &CommitLog, files: &[std::sync::Arc<LogFile>], i: usize) -> i64 {
     let f = &files[i];
     let known = f.max_store_ms.load(Ordering::Relaxed);
     if known != i64::MIN {
         return known;
     }
     if let Some(next) = files.get(i + 1)
-        && let Some(Ok(ts)) = inner.log.with_message(next.start, |v| v.meta.store_timestamp)
+        && let Some(Ok(ts)) = log.with_message(next.start, |v| v.meta.store_timestamp)
     {
         f.max_store_ms.fetch_max(ts, Ordering::Relaxed);
         return ts;
@@ -73,31 +76,31 @@ fn newest_store_ms(inner: &Inner, files: &[std::sync::Arc<LogFile>], i: usize) -
 }
 
 /// The lowest physical offset some queue still needs (its message at its log start).
-fn min_needed(inner: &Inner) -> Result<u64, StorageError> {
-    let mut min = inner.log.written();
+fn min_needed(state: &State) -> Result<u64, StorageError> {
+    let mut min = state.log.written();
     let mut open = std::collections::HashSet::new();
-    for t in inner.open_topics() {
+    for t in state.open_topics() {
         open.insert(t.name.to_string());
         for q in &t.queues {
             let o = q.offsets();
             if o.log_start < o.log_end
-                && let Some(e) = inner.cq.entry(&q.loc, o.log_start as u64)?
+                && let Some(e) = state.cq.entry(&q.loc, o.log_start as u64)?
             {
                 min = min.min(e.phys.max(0) as u64);
             }
         }
     }
-    let per = inner.cq.entries_per_file();
-    for (topic, queue) in crate::recovery::queue_dirs(inner)? {
+    let per = state.cq.entries_per_file();
+    for (topic, queue) in state.cq.queue_dirs()? {
         if open.contains(&topic) {
             continue;
         }
-        let loc = inner.queue_loc(&topic, queue);
-        let files = inner.cq.load(&loc)?;
+        let loc = state.queue_loc(&topic, queue);
+        let files = state.cq.load(&loc)?;
         let logical = checkpoint::read_log_start(&loc.dir)?.unwrap_or(0).max(0) as u64;
         let first = files.first(per).max(logical);
         if first < files.next
-            && let Some(e) = inner.cq.entry(&loc, first)?
+            && let Some(e) = state.cq.entry(&loc, first)?
         {
             min = min.min(e.phys.max(0) as u64);
         }
@@ -106,9 +109,9 @@ fn min_needed(inner: &Inner) -> Result<u64, StorageError> {
 }
 
 /// One retention pass (see the module docs).
-pub(crate) fn enforce(inner: &Inner, now_ms: i64) -> Result<RetentionReport, StorageError> {
-    let _m = lock(&inner.maintenance);
-    let configs: Vec<_> = inner.open_topics().iter().map(|t| t.config()).collect();
+pub(crate) fn enforce(state: &State, now_ms: i64) -> Result<RetentionReport, StorageError> {
+    let _m = lock(&state.maintenance);
+    let configs: Vec<_> = state.open_topics().iter().map(|t| t.config()).collect();
     let widest = |get: &dyn Fn(&janus_api::TopicConfig) -> Option<u64>| -> Option<u64> {
         if configs.is_empty() {
             return None;
@@ -117,9 +120,9 @@ pub(crate) fn enforce(inner: &Inner, now_ms: i64) -> Result<RetentionReport, Sto
     };
     let retention_ms = widest(&|c| c.retention_ms);
     let retention_bytes = widest(&|c| c.retention_bytes);
-    let files = inner.log.files();
-    let written = inner.log.written();
-    let needed = min_needed(inner)?;
+    let files = state.log.files();
+    let written = state.log.written();
+    let needed = min_needed(state)?;
     let mut report = RetentionReport::default();
     let mut delete_to = None;
     let mut total = files.first().map_or(0, |f| written.saturating_sub(f.start));
@@ -128,7 +131,7 @@ pub(crate) fn enforce(inner: &Inner, now_ms: i64) -> Result<RetentionReport, Sto
             break;
         }
         let expired = retention_ms.is_some_and(|r| {
-            newest_store_ms(inner, &files, i).saturating_add(i64::try_from(r).unwrap_or(i64::MAX)) < now_ms
+            newest_store_ms(&state.log, &files, i).saturating_add(i64::try_from(r).unwrap_or(i64::MAX)) < now_ms
         });
         let oversize = retention_bytes.is_some_and(|b| total > b);
         let unneeded = f.end() <= needed;
@@ -140,37 +143,37 @@ pub(crate) fn enforce(inner: &Inner, now_ms: i64) -> Result<RetentionReport, Sto
         report.files_deleted += 1;
         report.bytes_deleted += f.map.len() as u64;
     }
-    let per = inner.cq.entries_per_file();
+    let per = state.cq.entries_per_file();
     if let Some(end) = delete_to {
-        let removed = inner.log.remove_files_before(end)?;
+        let removed = state.log.remove_files_before(end)?;
         report.files_deleted = removed.len();
         report.bytes_deleted = removed.iter().map(|f| f.map.len() as u64).sum();
-        let min = inner.log.min_offset();
-        inner.index.remove_before(min as i64)?;
-        let mut tombstones = lock(&inner.tombstones);
+        let min = state.log.min_offset();
+        state.index.remove_before(min as i64)?;
+        let mut tombstones = lock(&state.tombstones);
         let before = tombstones.len();
         tombstones.retain(|_, &mut phys| phys > min);
         if tombstones.len() != before {
-            checkpoint::write_tombstones(&inner.dir, &tombstones)?;
+            checkpoint::write_tombstones(&state.dir, &tombstones)?;
         }
         drop(tombstones);
-        let open: std::collections::HashSet<String> = inner.open_topics().iter().map(|t| t.name.to_string()).collect();
-        for (topic, queue) in crate::recovery::queue_dirs(inner)? {
+        let open: std::collections::HashSet<String> = state.open_topics().iter().map(|t| t.name.to_string()).collect();
+        for (topic, queue) in state.cq.queue_dirs()? {
             if open.contains(&topic) {
                 continue;
             }
-            let loc = inner.queue_loc(&topic, queue);
-            let files = inner.cq.load(&loc)?;
-            let live = first_live(inner, &loc, files.first(per).min(files.next), files.next)?;
-            inner.cq.remove_files_below(&loc, live)?;
+            let loc = state.queue_loc(&topic, queue);
+            let files = state.cq.load(&loc)?;
+            let live = first_live(&state.cq, &state.log, &loc, files.first(per).min(files.next), files.next)?;
+            state.cq.remove_files_below(&loc, live)?;
         }
     }
-    for t in inner.open_topics() {
+    for t in state.open_topics() {
         for q in &t.queues {
             let o = q.offsets();
-            let live = first_live(inner, &q.loc, o.log_start as u64, o.log_end as u64)?;
+            let live = first_live(&state.cq, &state.log, &q.loc, o.log_start as u64, o.log_end as u64)?;
             let start = q.start.fetch_max(live as i64, Ordering::AcqRel).max(live as i64);
-            inner.cq.remove_files_below(&q.loc, start as u64)?;
+            state.cq.remove_files_below(&q.loc, start as u64)?;
         }
     }
     Ok(report)

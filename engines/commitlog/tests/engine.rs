@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use janus_api::commitlog_record::java_string_hash;
 use janus_api::{
-    Compression, Engine, Header, NewRecord, ReadFilter, ReadSlice, RecordBatch, StorageError, TopicConfig,
+    Compression, Engine, Header, KeyLookup, NewRecord, ReadSlice, RecordBatch, StorageError, TagFilter, TopicConfig,
     TopicPartition, TopicSpec,
 };
-use janus_commitlog::{CommitLogEngine, CommitLogOptions, KeyLookup, inspect};
+use janus_commitlog::format::java_string_hash;
+use janus_commitlog::{CommitLogEngine, CommitLogOptions, inspect};
 
 fn options() -> CommitLogOptions {
     CommitLogOptions {
@@ -49,11 +49,20 @@ fn append(e: &CommitLogEngine, tp: &TopicPartition, records: &[NewRecord]) -> i6
     a.base_offset
 }
 
-/// The values of a read from `from`, and its next offset.
-fn read_values(e: &CommitLogEngine, tp: &TopicPartition, from: i64, filter: &ReadFilter) -> (Vec<String>, i64) {
-    let slice = e.read(tp, from, 1 << 20, filter).unwrap();
-    let values = slice
-        .records(from)
+fn strings(tags: &[&str]) -> Vec<String> {
+    tags.iter().map(|t| t.to_string()).collect()
+}
+
+/// The values of a read from `from` (only messages tagged with one of `tags`, unless it is empty), and
+/// its next offset.
+fn read_values(e: &CommitLogEngine, tp: &TopicPartition, from: i64, tags: &[&str]) -> (Vec<String>, i64) {
+    let slice = if tags.is_empty() {
+        e.read(tp, from, 1 << 20).unwrap()
+    } else {
+        e.read_tagged(tp, from, 1 << 20, &strings(tags)).unwrap()
+    };
+    let values = e
+        .decode_records(&slice, from)
         .unwrap()
         .iter()
         .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
@@ -67,14 +76,28 @@ fn all_values(e: &CommitLogEngine, tp: &TopicPartition, max_bytes: usize) -> Vec
     let mut out = Vec::new();
     let mut at = o.log_start;
     while at < o.log_end {
-        let slice = e.read(tp, at, max_bytes, &ReadFilter::all()).unwrap();
-        let recs = slice.records(at).unwrap();
+        let slice = e.read(tp, at, max_bytes).unwrap();
+        let recs = e.decode_records(&slice, at).unwrap();
         assert!(!recs.is_empty(), "no progress at {at}");
         assert_eq!(recs[0].offset, at);
         out.extend(recs.iter().map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()));
         at = slice.next_offset();
     }
     out
+}
+
+#[test]
+fn the_commitlog_engine_filters_tags_and_looks_up_keys_but_cannot_compact() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    assert!(e.tag_filter().is_some());
+    assert!(e.key_lookup().is_some());
+    assert!(e.compaction().is_none(), "one shared CommitLog cannot be compacted per topic");
+    // Slices of the segment engine (file ranges) are not this engine's to decode.
+    let file = Arc::new(tempfile::tempfile().unwrap());
+    let foreign = ReadSlice::File { file, position: 0, len: 0, next_offset: 0 };
+    assert!(matches!(e.decode_records(&foreign, 0), Err(StorageError::Unsupported(_))));
+    assert!(matches!(e.encode_batches(&foreign), Err(StorageError::Unsupported(_))));
 }
 
 #[test]
@@ -96,23 +119,23 @@ fn tag_filters_skip_by_hash_and_never_leak_collisions() {
         .collect();
     append(&e, &tp, &records);
 
-    let (v, next) = read_values(&e, &tp, 0, &ReadFilter::tags(["Aa"]));
+    let (v, next) = read_values(&e, &tp, 0, &["Aa"]);
     assert_eq!(v, ["m0", "m4", "m7"]);
     assert_eq!(next, 8);
-    let (v, _) = read_values(&e, &tp, 0, &ReadFilter::tags(["BB"]));
+    let (v, _) = read_values(&e, &tp, 0, &["BB"]);
     assert_eq!(v, ["m1", "m5", "m6"], "a tag whose hash collides must not leak through");
-    let (v, _) = read_values(&e, &tp, 2, &ReadFilter::tags(["TagA", "Aa"]));
+    let (v, _) = read_values(&e, &tp, 2, &["TagA", "Aa"]);
     assert_eq!(v, ["m2", "m4", "m7"]);
     // Skipped messages split the mapped regions; contiguous matches share one region.
-    let slice = e.read(&tp, 0, 1 << 20, &ReadFilter::tags(["BB"])).unwrap();
+    let slice = e.read_tagged(&tp, 0, 1 << 20, &strings(&["BB"])).unwrap();
     let ReadSlice::Mapped { regions, .. } = &slice else { panic!("expected mapped regions: {slice:?}") };
     assert_eq!(regions.len(), 2, "m1 alone, then m5 and m6 coalesced");
     // Nothing matches: an empty slice that still moves past what was scanned.
-    let slice = e.read(&tp, 0, 1 << 20, &ReadFilter::tags(["Nope"])).unwrap();
+    let slice = e.read_tagged(&tp, 0, 1 << 20, &strings(&["Nope"])).unwrap();
     assert!(slice.is_empty());
     assert_eq!(slice.next_offset(), 8);
     // The whole read coalesces into one region.
-    let slice = e.read(&tp, 0, 1 << 20, &ReadFilter::all()).unwrap();
+    let slice = e.read(&tp, 0, 1 << 20).unwrap();
     let ReadSlice::Mapped { regions, next_offset } = &slice else { panic!("expected mapped regions") };
     assert_eq!((regions.len(), *next_offset), (1, 8));
 }
@@ -241,7 +264,7 @@ fn dispatcher_catches_up_after_a_crash_with_a_damaged_tail() {
     }
     for (i, tp) in tps.iter().enumerate() {
         assert_eq!(all_values(&e, tp, 1000), expected[i], "{tp}");
-        let (odd, _) = read_values(&e, tp, 0, &ReadFilter::tags(["odd"]));
+        let (odd, _) = read_values(&e, tp, 0, &["odd"]);
         assert_eq!(odd.len(), expected[i].len() / 2, "{tp}: tag filter after recovery");
     }
     let found = KeyLookup::lookup_by_key(&e, "a", "a-0/39", 0, i64::MAX, 10).unwrap();
@@ -275,7 +298,7 @@ fn retention_is_broker_wide_and_moves_every_queue() {
         let o = e.offsets(tp).unwrap();
         assert!(o.log_start > 0 && o.log_end == 200, "{tp}: {o:?}");
         assert_eq!(all_values(&e, tp, 1 << 20).len() as i64, o.log_end - o.log_start);
-        assert!(matches!(e.read(tp, 0, 100, &ReadFilter::all()), Err(StorageError::OffsetOutOfRange { .. })));
+        assert!(matches!(e.read(tp, 0, 100), Err(StorageError::OffsetOutOfRange { .. })));
     }
     let cq_files = inspect::consume_queue_files(dir.path(), &s).unwrap();
     assert!(cq_files.len() < 4, "ConsumeQueue files pointing only at deleted data are gone: {cq_files:?}");
@@ -369,7 +392,7 @@ fn ten_thousand_queues_on_one_commitlog() {
     for s in &specs {
         for q in 0..QUEUES {
             let tp = TopicPartition::new(s.name.clone(), q);
-            let (v, next) = read_values(&e, &tp, 0, &ReadFilter::all());
+            let (v, next) = read_values(&e, &tp, 0, &[]);
             assert_eq!(v, [format!("{}/{q}/0", s.name), format!("{}/{q}/1", s.name)]);
             assert_eq!(next, 2);
         }

@@ -7,8 +7,8 @@ use janus_api::batch::header::{
 };
 use janus_api::topic::MAX_PARTITIONS;
 use janus_api::{
-    BatchError, Compression, Engine, NewRecord, ReadFilter, Record, RecordBatch, StorageError, TopicConfig,
-    TopicPartition, TopicSpec,
+    BatchError, Compression, Engine, NewRecord, Record, RecordBatch, StorageError, TopicConfig, TopicPartition,
+    TopicSpec,
 };
 
 use crate::Harness;
@@ -232,7 +232,7 @@ pub fn unknown_topic_rejected<H: Harness>(h: &H) {
         let unknown = |err: &StorageError| matches!(err, StorageError::UnknownTopic(t) if t == name);
         let records = c.log(&known).records[..1].to_vec();
         expect_err!(e.append(&tp, build(&records)), ref err if unknown(err), "{case}: append to {tp}");
-        expect_err!(e.read(&tp, 0, 1024, &ReadFilter::all()), ref err if unknown(err), "{case}: read of {tp}");
+        expect_err!(e.read(&tp, 0, 1024), ref err if unknown(err), "{case}: read of {tp}");
         expect_err!(e.offsets(&tp), ref err if unknown(err), "{case}: offsets of {tp}");
         expect_err!(e.offset_for_timestamp(&tp, 0), ref err if unknown(err), "{case}: offset_for_timestamp on {tp}");
         expect_err!(e.delete_records_before(&tp, 0), ref err if unknown(err), "{case}: delete_records_before on {tp}");
@@ -258,7 +258,7 @@ pub fn unknown_partition_rejected<H: Harness>(h: &H) {
         };
         let records = c.log(&known).records[..1].to_vec();
         expect_err!(e.append(&tp, build(&records)), ref err if unknown(err), "{case}: append to {tp}");
-        expect_err!(e.read(&tp, 0, 1024, &ReadFilter::all()), ref err if unknown(err), "{case}: read of {tp}");
+        expect_err!(e.read(&tp, 0, 1024), ref err if unknown(err), "{case}: read of {tp}");
         expect_err!(e.offsets(&tp), ref err if unknown(err), "{case}: offsets of {tp}");
         expect_err!(e.offset_for_timestamp(&tp, 0), ref err if unknown(err), "{case}: offset_for_timestamp on {tp}");
         expect_err!(e.delete_records_before(&tp, 0), ref err if unknown(err), "{case}: delete_records_before on {tp}");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use janus_api::{Compression, Engine, Header, NewRecord, Offsets, ReadFilter, TopicPartition};
+use janus_api::{Compression, Engine, Header, NewRecord, Offsets, TopicPartition};
 
 use crate::Harness;
 use crate::support::{
@@ -177,9 +177,9 @@ pub fn read_from_any_offset<H: Harness>(h: &H) {
         for max_bytes in [BIG_READ, 1] {
             let slice = c
                 .e()
-                .read(tp, offset, max_bytes, &ReadFilter::all())
+                .read(tp, offset, max_bytes)
                 .unwrap_or_else(|e| panic!("read_from_any_offset: read of {tp} at {offset}: {e}"));
-            let records = slice_records("read_from_any_offset", tp, &slice, offset);
+            let records = slice_records("read_from_any_offset", c.e(), tp, &slice, offset);
             check_read_step("read_from_any_offset", tp, offset, &slice, &records);
             let upto = (offset as usize + records.len()).min(log.records.len());
             check_records("read_from_any_offset", tp, &records, offset, &log.records[offset as usize..upto]);
@@ -223,11 +223,9 @@ pub fn max_bytes_makes_progress<H: Harness>(h: &H) {
         while offset < end {
             reads += 1;
             assert!(reads <= end + 1, "{what}: no progress at {offset}");
-            let slice = c
-                .e()
-                .read(tp, offset, max_bytes, &ReadFilter::all())
-                .unwrap_or_else(|e| panic!("{what}: read of {tp} at {offset}: {e}"));
-            let records = slice_records(&what, tp, &slice, offset);
+            let slice =
+                c.e().read(tp, offset, max_bytes).unwrap_or_else(|e| panic!("{what}: read of {tp} at {offset}: {e}"));
+            let records = slice_records(&what, c.e(), tp, &slice, offset);
             check_read_step(&what, tp, offset, &slice, &records);
             if slice.byte_len() > max_bytes {
                 let first = log.batch_of(records[0].offset);

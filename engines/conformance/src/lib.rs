@@ -39,6 +39,7 @@ mod flush;
 mod model;
 mod restart;
 mod retention;
+mod slices;
 mod support;
 mod topics;
 
@@ -59,7 +60,11 @@ pub use flush::{flush_interval_completes, flush_os_is_ready_at_once, flush_sync_
 pub use model::random_operations_match_model;
 pub use restart::{calls_after_shutdown_fail_closed, clean_restart_keeps_everything};
 pub use retention::{delete_records_before, retention_by_size, retention_by_time};
-pub use topics::{delete_topic_removes_data, recreated_topic_survives_crash, topics_on_disk_after_reopen};
+pub use slices::{decode_and_encode_slices, encode_batches_under_a_tag_filter};
+pub use topics::{
+    delete_topic_removes_data, purge_open_topic, purge_topic_without_files, purge_unopened_topic,
+    recreated_topic_survives_crash, topics_on_disk_after_reopen,
+};
 
 /// Where one stored record batch (segment engine) or message (commitlog engine) is, so that the crash cases
 /// can damage it on disk.
@@ -145,6 +150,11 @@ macro_rules! __janus_conformance_cases {
             delete_topic_removes_data
             topics_on_disk_after_reopen
             recreated_topic_survives_crash
+            purge_open_topic
+            purge_unopened_topic
+            purge_topic_without_files
+            decode_and_encode_slices
+            encode_batches_under_a_tag_filter
             random_operations_match_model
         }
     };

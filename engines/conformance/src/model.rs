@@ -7,7 +7,7 @@
 //! never a higher one, and every record from the engine's log start on must be the model's; the model then
 //! takes the engine's log start.
 
-use janus_api::{Engine, Offsets, ReadFilter, StorageError, TopicPartition};
+use janus_api::{Engine, Offsets, StorageError, TopicPartition};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRng, TestRunner};
@@ -156,12 +156,12 @@ fn check_read<H: Harness>(c: &Ctx<'_, H>, tp: &TopicPartition, pick: u32, max_by
         check_read_at_end(what, c.e(), tp, offset);
         return;
     }
-    let slice = match c.e().read(tp, offset, max_bytes, &ReadFilter::all()) {
+    let slice = match c.e().read(tp, offset, max_bytes) {
         Ok(slice) => slice,
         Err(StorageError::OffsetOutOfRange { .. }) => panic!("{what}: read at {offset} in {o:?} is out of range"),
         Err(e) => panic!("{what}: read at {offset}: {e}"),
     };
-    let records = slice_records(what, tp, &slice, offset);
+    let records = slice_records(what, c.e(), tp, &slice, offset);
     check_read_step(what, tp, offset, &slice, &records);
     let upto = offset as usize + records.len();
     assert!(upto <= log.records.len(), "{what}: read at {offset} returned records past the log end");

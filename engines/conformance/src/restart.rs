@@ -1,6 +1,6 @@
 //! Clean restarts, and what an engine does after `shutdown()`.
 
-use janus_api::{Engine, ReadFilter, StorageError, TopicConfig, TopicPartition};
+use janus_api::{Engine, StorageError, TopicConfig, TopicPartition};
 
 use crate::Harness;
 use crate::support::{Ctx, build, expect_err};
@@ -50,7 +50,7 @@ pub fn calls_after_shutdown_fail_closed<H: Harness>(h: &H) {
     let e = c.e();
     let more = c.log(tp).records[..2].to_vec();
     expect_err!(e.append(tp, build(&more)), StorageError::Closed(_), "{case}: append after shutdown");
-    expect_err!(e.read(tp, 0, 1 << 20, &ReadFilter::all()), StorageError::Closed(_), "{case}: read after shutdown");
+    expect_err!(e.read(tp, 0, 1 << 20), StorageError::Closed(_), "{case}: read after shutdown");
     expect_err!(e.offsets(tp), StorageError::Closed(_), "{case}: offsets after shutdown");
     expect_err!(e.offset_for_timestamp(tp, 0), StorageError::Closed(_), "{case}: offset_for_timestamp after shutdown");
     expect_err!(

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use janus_api::{
-    Appended, Compression, Durable, Engine, Header, NewRecord, Offsets, ReadFilter, ReadSlice, Record, RecordBatch,
-    StorageError, TopicPartition, TopicSpec,
+    Appended, Compression, Durable, Engine, Header, NewRecord, Offsets, ReadSlice, Record, RecordBatch, StorageError,
+    TopicPartition, TopicSpec,
 };
 use tempfile::TempDir;
 
@@ -269,9 +269,14 @@ pub(crate) fn check_records(what: &str, tp: &TopicPartition, actual: &[Record], 
 
 /// Decodes a slice's records at or after `from`, panicking with context on a decode error.
 #[track_caller]
-pub(crate) fn slice_records(what: &str, tp: &TopicPartition, slice: &ReadSlice, from: i64) -> Vec<Record> {
-    slice
-        .records(from)
+pub(crate) fn slice_records<E: Engine>(
+    what: &str,
+    e: &E,
+    tp: &TopicPartition,
+    slice: &ReadSlice,
+    from: i64,
+) -> Vec<Record> {
+    e.decode_records(slice, from)
         .unwrap_or_else(|e| panic!("{what}: the slice read from {tp} at {from} does not decode: {e} ({slice:?})"))
 }
 
@@ -313,9 +318,9 @@ pub(crate) fn read_range<E: Engine>(
         reads += 1;
         assert!(reads <= to - from + 1, "{what}: reading {tp} from {from} to {to} makes no progress at {offset}");
         let slice = e
-            .read(tp, offset, max_bytes, &ReadFilter::all())
+            .read(tp, offset, max_bytes)
             .unwrap_or_else(|err| panic!("{what}: read of {tp} at {offset} (max_bytes {max_bytes}) failed: {err}"));
-        let records = slice_records(what, tp, &slice, offset);
+        let records = slice_records(what, e, tp, &slice, offset);
         check_read_step(what, tp, offset, &slice, &records);
         offset = slice.next_offset();
         out.extend(records);
@@ -350,18 +355,18 @@ pub(crate) fn check_read_step(what: &str, tp: &TopicPartition, offset: i64, slic
 #[track_caller]
 pub(crate) fn check_read_at_end<E: Engine>(what: &str, e: &E, tp: &TopicPartition, end: i64) {
     let slice = e
-        .read(tp, end, BIG_READ, &ReadFilter::all())
+        .read(tp, end, BIG_READ)
         .unwrap_or_else(|err| panic!("{what}: read of {tp} at the log end {end} failed: {err}"));
     assert!(slice.is_empty(), "{what}: read of {tp} at the log end {end} returned {} bytes", slice.byte_len());
     assert_eq!(slice.next_offset(), end, "{what}: read of {tp} at the log end: next_offset");
-    assert!(slice_records(what, tp, &slice, end).is_empty(), "{what}: read of {tp} at the log end returned records");
+    assert!(slice_records(what, e, tp, &slice, end).is_empty(), "{what}: read of {tp} at the log end returned records");
 }
 
 /// Checks that reading `offset` is `OffsetOutOfRange` naming the offset and the current range.
 #[track_caller]
 pub(crate) fn check_out_of_range<E: Engine>(what: &str, e: &E, tp: &TopicPartition, offset: i64, range: Offsets) {
     expect_err!(
-        e.read(tp, offset, BIG_READ, &ReadFilter::all()),
+        e.read(tp, offset, BIG_READ),
         StorageError::OffsetOutOfRange { offset: o, start, end, .. }
             if o == offset && start == range.log_start && end == range.log_end,
         "{what}: read of {tp} at {offset} with offsets {}..{}",

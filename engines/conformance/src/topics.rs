@@ -1,6 +1,6 @@
 //! Deleting topics, and listing the topics on disk.
 
-use janus_api::{Engine, Offsets, ReadFilter, StorageError, TopicPartition};
+use janus_api::{Engine, Offsets, StorageError, TopicPartition};
 
 use crate::Harness;
 use crate::support::{Ctx, build, check_out_of_range, check_read_at_end, expect_err};
@@ -34,7 +34,7 @@ pub fn delete_topic_removes_data<H: Harness>(h: &H) {
     for tp in &doomed {
         let gone = |err: &StorageError| matches!(err, StorageError::UnknownTopic(t) if t == "doomed");
         expect_err!(c.e().offsets(tp), ref err if gone(err), "{case}: offsets of deleted {tp}");
-        expect_err!(c.e().read(tp, 0, 1024, &ReadFilter::all()), ref err if gone(err), "{case}: read of deleted {tp}");
+        expect_err!(c.e().read(tp, 0, 1024), ref err if gone(err), "{case}: read of deleted {tp}");
         expect_err!(c.e().append(tp, build(&records)), ref err if gone(err), "{case}: append to deleted {tp}");
     }
     expect_err!(c.e().delete_topic("doomed"), StorageError::UnknownTopic(_), "{case}: deleting it twice");
@@ -141,5 +141,71 @@ pub fn recreated_topic_survives_crash<H: Harness>(h: &H) {
     let records = c.records(2, 10..=100);
     c.append(&phoenix[0], &records);
     c.crash_restart();
+    c.check_all();
+}
+
+/// `purge_topic` of an open topic removes it like `delete_topic` (every call on it is `UnknownTopic`,
+/// `topics_on_disk` no longer lists it, other topics keep their data), a second purge finds nothing and
+/// succeeds, and a topic of the same name then starts empty at offset 0, also after a crash.
+pub fn purge_open_topic<H: Harness>(h: &H) {
+    let case = "purge_open_topic";
+    let mut c = Ctx::new(h, case);
+    let doomed = c.create_topic("doomed", 2, &[]);
+    let kept = c.create_topic("kept", 1, &[]);
+    let all: Vec<TopicPartition> = doomed.iter().chain(&kept).cloned().collect();
+    c.fill(&all, h.file_bytes());
+    c.e().purge_topic("doomed").unwrap_or_else(|e| panic!("{case}: purge_topic of an open topic: {e}"));
+    c.forget("doomed");
+    for tp in &doomed {
+        expect_err!(c.e().offsets(tp), StorageError::UnknownTopic(_), "{case}: offsets of purged {tp}");
+    }
+    c.e().purge_topic("doomed").unwrap_or_else(|e| panic!("{case}: purging it again: {e}"));
+    assert_eq!(on_disk(&c), names(&["kept"]), "{case}: topics_on_disk after the purge");
+    let again = c.create_topic("doomed", 2, &[]);
+    let records = c.records(2, 10..=100);
+    assert_eq!(c.append(&again[1], &records), (0, 1), "{case}: a topic created after a purge starts at 0");
+    c.crash_restart();
+    c.check_all();
+}
+
+/// `purge_topic` of a topic whose files are on disk but that was never opened in this run (a crash or
+/// an earlier broker left it) removes those files: `topics_on_disk` no longer lists it, `create_topic`
+/// of the name succeeds and starts empty, and nothing of the old data comes back after a crash.
+pub fn purge_unopened_topic<H: Harness>(h: &H) {
+    let case = "purge_unopened_topic";
+    let mut c = Ctx::new(h, case);
+    let orphan = c.create_topic("orphan", 3, &[]);
+    let kept = c.create_topic("kept", 1, &[]);
+    let all: Vec<TopicPartition> = orphan.iter().chain(&kept).cloned().collect();
+    c.fill(&all, h.file_bytes());
+    c.forget("orphan");
+    c.clean_restart();
+    assert_eq!(on_disk(&c), names(&["kept", "orphan"]), "{case}: the unopened topic's files are on disk");
+    c.e().purge_topic("orphan").unwrap_or_else(|e| panic!("{case}: purge_topic of an unopened topic: {e}"));
+    assert_eq!(on_disk(&c), names(&["kept"]), "{case}: topics_on_disk after purging the unopened topic");
+    c.check_all();
+
+    let fresh = c.create_topic("orphan", 3, &[]);
+    let records = c.records(2, 10..=100);
+    assert_eq!(c.append(&fresh[2], &records), (0, 1), "{case}: the name starts again at offset 0");
+    c.crash_restart();
+    c.check_all();
+    c.clean_restart();
+    c.check_all();
+}
+
+/// `purge_topic` of a name the engine holds no file for succeeds and changes nothing; an invalid name is
+/// refused as such.
+pub fn purge_topic_without_files<H: Harness>(h: &H) {
+    let case = "purge_topic_without_files";
+    let mut c = Ctx::new(h, case);
+    let kept = c.create_topic("kept", 1, &[]);
+    let records = c.records(3, 10..=100);
+    c.append(&kept[0], &records);
+    c.e().purge_topic("never-created").unwrap_or_else(|e| panic!("{case}: purge_topic of an unknown name: {e}"));
+    assert_eq!(on_disk(&c), names(&["kept"]), "{case}: topics_on_disk after purging nothing");
+    expect_err!(c.e().purge_topic("no/such"), StorageError::InvalidTopicName { .. }, "{case}: purge of 'no/such'");
+    c.check_all();
+    c.clean_restart();
     c.check_all();
 }

@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{Criterion, SamplingMode, Throughput};
-use janus_api::{
-    Compression, Engine, NewRecord, ReadFilter, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms,
-};
+use janus_api::{Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicPartition, TopicSpec, now_ms};
 use janus_bench_support::{self as baseline, LoopbackDrain, Stopwatch, cached_file};
 use janus_segment::{SegmentEngine, SegmentOptions};
 use janus_transfer::send_file_range;
@@ -48,11 +46,10 @@ fn build_batch(seed: usize) -> RecordBatch {
 
 /// Reads the whole partition and sends every slice; returns the bytes sent.
 async fn read_all(engine: &SegmentEngine, tp: &TopicPartition, socket: &tokio::net::TcpStream) -> u64 {
-    let filter = ReadFilter::all();
     let mut offset = engine.offsets(tp).expect("offsets").log_start;
     let mut sent = 0;
     loop {
-        match engine.read(tp, offset, MAX_BYTES, &filter).expect("read") {
+        match engine.read(tp, offset, MAX_BYTES).expect("read") {
             ReadSlice::Empty { .. } => return sent,
             ReadSlice::File { file, position, len, next_offset } => {
                 sent += send_file_range(socket, &file, position, u64::from(len)).await.expect("sendfile");

@@ -3,11 +3,11 @@
 //! old one, so a crash leaves either the old or the new checkpoint.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
-use janus_api::{IoResultExt, StorageError, TopicPartition};
+use janus_api::{StorageError, TopicPartition};
 
 /// The only format version.
 const VERSION: u32 = 0;
@@ -50,17 +50,7 @@ pub fn write(path: &Path, entries: &HashMap<TopicPartition, i64>) -> Result<(), 
     for (tp, offset) in entries {
         text.push_str(&format!("{} {} {offset}\n", tp.topic, tp.partition));
     }
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).at(&tmp)?;
-    file.write_all(text.as_bytes()).at(&tmp)?;
-    file.sync_all().at(&tmp)?;
-    fs::rename(&tmp, path).at(path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Syncs a directory so that renames and creations in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    janus_api::fsutil::write_atomic(path, text.as_bytes())
 }
 
 #[cfg(test)]

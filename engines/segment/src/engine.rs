@@ -7,20 +7,25 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
+use janus_api::sync::{self, lock};
 use janus_api::{
-    Appended, CleanupPolicy, Compaction, Durable, Engine, EngineKind, FlushPolicy, IoResultExt, Offsets, ReadFilter,
-    ReadSlice, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
+    Appended, CleanupPolicy, Compaction, Durable, Engine, EngineKind, FlushPolicy, IoResultExt, Offsets, ReadSlice,
+    Record, RecordBatch, RetentionReport, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
+    validate_topic_name,
 };
 
-use crate::checkpoint::{self, sync_dir};
+use crate::checkpoint;
 use crate::flusher::GroupCommit;
 use crate::log::{LoadHints, PartitionLog};
 use crate::naming::{DELETE_DIR_SUFFIX, parse_partition_dir, partition_dir_name};
 use crate::options::SegmentOptions;
+use janus_api::fsutil::sync_dir;
 
 /// Marker file written by a clean shutdown; its absence at open means the last run crashed.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -28,10 +33,6 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// Each partition's log start offset.
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// One partition's slot: loaded lazily, its files opened and closed by use.
 struct Slot {
@@ -51,7 +52,7 @@ struct Topic {
 
 impl Topic {
     fn config(&self) -> TopicConfig {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.config).clone()
     }
 }
 
@@ -195,7 +196,7 @@ impl Inner {
 
     fn topic(&self, name: &str) -> Result<Arc<Topic>, StorageError> {
         self.check_open()?;
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let topics = sync::read(&self.topics);
         topics.get(name).cloned().ok_or_else(|| StorageError::UnknownTopic(name.to_string()))
     }
 
@@ -211,7 +212,7 @@ impl Inner {
     }
 
     fn all_slots(&self) -> Vec<(Arc<Topic>, Arc<Slot>)> {
-        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let topics = sync::read(&self.topics);
         topics.values().flat_map(|t| t.partitions.iter().map(move |s| (Arc::clone(t), Arc::clone(s)))).collect()
     }
 
@@ -317,7 +318,7 @@ impl Inner {
     fn register_topic(&self, spec: &TopicSpec, must_be_new: bool) -> Result<(), StorageError> {
         self.check_open()?;
         spec.validate()?;
-        let mut topics = self.topics.write().unwrap_or_else(|e| e.into_inner());
+        let mut topics = sync::write(&self.topics);
         if topics.contains_key(&spec.name) {
             return Err(StorageError::TopicExists(spec.name.clone()));
         }
@@ -359,6 +360,47 @@ impl Inner {
             }
         }
         Ok(names.into_iter().collect())
+    }
+
+    /// The partitions of `topic` that have a directory on disk.
+    fn partitions_on_disk(&self, topic: &str) -> Result<Vec<TopicPartition>, StorageError> {
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&self.dir).at(&self.dir)? {
+            let entry = entry.at(&self.dir)?;
+            if let Some(tp) = entry.file_name().to_str().and_then(parse_partition_dir)
+                && tp.topic == topic
+                && entry.path().is_dir()
+            {
+                found.push(tp);
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+
+    /// Removes the directory of `tp` (whose log, if loaded, is closed) and forgets its checkpointed
+    /// numbers; [`Inner::after_partitions_removed`] makes that durable. The directory is renamed first, so a
+    /// crash mid-delete never leaves a half-deleted partition that looks live (open removes `.deleting`).
+    fn remove_partition_files(&self, tp: &TopicPartition) -> Result<(), StorageError> {
+        self.group_commit.forget(tp);
+        let dir = self.dir.join(partition_dir_name(tp));
+        let doomed = self.dir.join(format!("{}{DELETE_DIR_SUFFIX}", partition_dir_name(tp)));
+        match fs::rename(&dir, &doomed) {
+            Ok(()) => fs::remove_dir_all(&doomed).at(&doomed)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StorageError::io(&dir, e)),
+        }
+        let mut cp = lock(&self.checkpoints);
+        cp.recovery_points.remove(tp);
+        cp.log_starts.remove(tp);
+        Ok(())
+    }
+
+    /// Makes removed partition directories and their forgotten checkpoint entries durable.
+    fn after_partitions_removed(&self) -> Result<(), StorageError> {
+        sync_dir(&self.dir)?;
+        self.write_log_starts()?;
+        self.write_recovery_points()
     }
 
     /// Syncs everything: dirty files, every loaded partition's active segment, and the checkpoints.
@@ -417,16 +459,15 @@ impl Engine for SegmentEngine {
 
     fn alter_topic(&self, topic: &str, config: &TopicConfig) -> Result<(), StorageError> {
         let t = self.inner.topic(topic)?;
-        *t.config.write().unwrap_or_else(|e| e.into_inner()) = config.clone();
+        *sync::write(&t.config) = config.clone();
         Ok(())
     }
 
     fn delete_topic(&self, topic: &str) -> Result<(), StorageError> {
         self.inner.check_open()?;
-        let removed = {
-            let mut topics = self.inner.topics.write().unwrap_or_else(|e| e.into_inner());
-            topics.remove(topic).ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?
-        };
+        let removed = sync::write(&self.inner.topics)
+            .remove(topic)
+            .ok_or_else(|| StorageError::UnknownTopic(topic.to_string()))?;
         for slot in &removed.partitions {
             let mut guard = lock(&slot.log);
             if let Some(mut log) = guard.take() {
@@ -436,22 +477,25 @@ impl Engine for SegmentEngine {
                 log.close()?;
             }
             slot.open.store(false, Ordering::Release);
-            self.inner.group_commit.forget(&slot.tp);
-            // Rename first so a crash mid-delete never leaves a half-deleted partition that looks live.
-            let doomed = self.inner.dir.join(format!("{}{DELETE_DIR_SUFFIX}", partition_dir_name(&slot.tp)));
-            match fs::rename(&slot.dir, &doomed) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StorageError::io(&slot.dir, e)),
-            }
-            fs::remove_dir_all(&doomed).at(&doomed)?;
-            let mut cp = lock(&self.inner.checkpoints);
-            cp.recovery_points.remove(&slot.tp);
-            cp.log_starts.remove(&slot.tp);
+            self.inner.remove_partition_files(&slot.tp)?;
         }
-        sync_dir(&self.inner.dir)?;
-        self.inner.write_log_starts()?;
-        self.inner.write_recovery_points()
+        self.inner.after_partitions_removed()
+    }
+
+    fn purge_topic(&self, topic: &str) -> Result<(), StorageError> {
+        self.inner.check_open()?;
+        validate_topic_name(topic)?;
+        match self.delete_topic(topic) {
+            Ok(()) | Err(StorageError::UnknownTopic(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // What no open topic covers: partition directories of a topic never opened in this run (or beyond
+        // the partition count it was opened with), left by a crash or an earlier broker.
+        let leftovers = self.inner.partitions_on_disk(topic)?;
+        for tp in &leftovers {
+            self.inner.remove_partition_files(tp)?;
+        }
+        if leftovers.is_empty() { Ok(()) } else { self.inner.after_partitions_removed() }
     }
 
     fn topics_on_disk(&self) -> Result<Vec<String>, StorageError> {
@@ -490,20 +534,17 @@ impl Engine for SegmentEngine {
         Ok(Appended { base_offset: info.base_offset, last_offset: info.last_offset, durable })
     }
 
-    fn read(
-        &self,
-        tp: &TopicPartition,
-        offset: i64,
-        max_bytes: usize,
-        filter: &ReadFilter,
-    ) -> Result<ReadSlice, StorageError> {
-        if !filter.is_all() {
-            return Err(StorageError::Unsupported(
-                "tag filters need a commitlog topic; segment topics are filtered by the consumer".into(),
-            ));
-        }
+    fn read(&self, tp: &TopicPartition, offset: i64, max_bytes: usize) -> Result<ReadSlice, StorageError> {
         let (topic, slot) = self.inner.slot(tp)?;
         self.inner.with_log(&topic, &slot, false, |log| log.read(offset, max_bytes))
+    }
+
+    fn decode_records(&self, slice: &ReadSlice, from_offset: i64) -> Result<Vec<Record>, StorageError> {
+        Ok(janus_api::batch::decode_batches(&stored_batches(slice)?, from_offset)?)
+    }
+
+    fn encode_batches(&self, slice: &ReadSlice) -> Result<Bytes, StorageError> {
+        stored_batches(slice)
     }
 
     fn offsets(&self, tp: &TopicPartition) -> Result<Offsets, StorageError> {
@@ -573,6 +614,20 @@ impl Engine for SegmentEngine {
         self.inner.group_commit.tracker().fail("segment engine shut down");
         tracing::info!(dir = %self.inner.dir.display(), "segment engine shut down cleanly");
         Ok(())
+    }
+
+    fn compaction(&self) -> Option<&dyn Compaction> {
+        Some(self)
+    }
+}
+
+/// The stored batches a segment read returned, as bytes.
+fn stored_batches(slice: &ReadSlice) -> Result<Bytes, StorageError> {
+    match slice {
+        ReadSlice::Mapped { .. } => Err(StorageError::Unsupported(
+            "a mapped slice holds CommitLog messages; the segment engine only reads its own file slices".into(),
+        )),
+        other => other.to_bytes(),
     }
 }
 

@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use janus_api::sync::lock;
 use janus_api::{FlushTracker, StorageError, TopicPartition};
 
 /// Files of one partition waiting for a sync.
@@ -52,10 +53,6 @@ impl Default for GroupCommit {
             rounds: AtomicU64::new(0),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl GroupCommit {

@@ -476,7 +476,7 @@ impl Segment {
         }
         let log_path = self.path(LOG_SUFFIX);
         fs::rename(cleaned, &log_path).at(&log_path)?;
-        crate::checkpoint::sync_dir(&self.dir)?;
+        janus_api::fsutil::sync_dir(&self.dir)?;
         let (mut rebuilt, _) = Segment::recover(&self.dir, self.base_offset, self.settings)?;
         // Offsets do not move: the next segment still starts where this one ended.
         rebuilt.next_offset = rebuilt.next_offset.max(self.next_offset);

@@ -1,5 +1,5 @@
 //! Segment-engine behaviour beyond the shared conformance suite: rolls, index layout, compaction, group
-//! commit, tag filters and sendfile transfer.
+//! commit and capabilities.
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{batch, files, keyed, open, read_all, spec, value};
 use janus_api::batch::split_batches;
-use janus_api::{Compaction, Engine, ReadFilter, ReadSlice, StorageError, TopicPartition, now_ms};
+use janus_api::{Compaction, Engine, ReadSlice, StorageError, TopicPartition, now_ms};
 use janus_segment::SegmentOptions;
 use janus_segment::index::{OFFSET_ENTRY_SIZE, OffsetEntry, TIME_ENTRY_SIZE, TimeEntry};
 use janus_transfer::send_file_range;
@@ -126,24 +126,36 @@ fn reads_return_whole_batches_and_at_least_one() {
     let sizes: Vec<usize> =
         (0..3).map(|i| engine.append(&tp, batch(&format!("{i:0>500}"), 4, 1)).map(|_| 0).unwrap()).collect();
     assert_eq!(sizes.len(), 3);
-    let one = engine.read(&tp, 0, 1, &ReadFilter::all()).unwrap();
+    let one = engine.read(&tp, 0, 1).unwrap();
     let batch_len = one.byte_len();
     assert!(batch_len > 1, "one whole batch even though max_bytes is 1");
     assert_eq!(one.next_offset(), 4);
-    let two = engine.read(&tp, 5, batch_len * 2 + batch_len / 2, &ReadFilter::all()).unwrap();
+    let two = engine.read(&tp, 5, batch_len * 2 + batch_len / 2).unwrap();
     assert_eq!(two.byte_len(), batch_len * 2, "only whole batches fit");
     assert_eq!(two.next_offset(), 12);
-    assert_eq!(two.records(5).unwrap().first().unwrap().offset, 5);
-    assert!(matches!(engine.read(&tp, 12, 100, &ReadFilter::all()).unwrap(), ReadSlice::Empty { next_offset: 12 }));
+    assert_eq!(engine.decode_records(&two, 5).unwrap().first().unwrap().offset, 5);
+    assert!(matches!(engine.read(&tp, 12, 100).unwrap(), ReadSlice::Empty { next_offset: 12 }));
 }
 
 #[test]
-fn tag_filters_are_refused_with_a_pointer_to_the_commitlog_engine() {
+fn the_segment_engine_compacts_but_has_no_tag_filter_or_key_index() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open(dir.path(), SegmentOptions::default());
-    engine.create_topic(&spec("t", 1, &[])).unwrap();
-    let err = engine.read(&TopicPartition::new("t", 0), 0, 100, &ReadFilter::tags(["a"])).unwrap_err();
-    assert!(matches!(err, StorageError::Unsupported(ref m) if m.contains("commitlog")), "{err}");
+    assert!(engine.compaction().is_some());
+    assert!(engine.tag_filter().is_none(), "segment topics are filtered by the consumer");
+    assert!(engine.key_lookup().is_none());
+}
+
+#[test]
+fn slices_of_the_other_engine_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path(), SegmentOptions::default());
+    let mapped = ReadSlice::Mapped { regions: vec![bytes::Bytes::from_static(b"not a batch")], next_offset: 1 };
+    assert!(matches!(engine.decode_records(&mapped, 0), Err(StorageError::Unsupported(_))));
+    assert!(matches!(engine.encode_batches(&mapped), Err(StorageError::Unsupported(_))));
+    let empty = ReadSlice::Empty { next_offset: 3 };
+    assert!(engine.decode_records(&empty, 0).unwrap().is_empty());
+    assert!(engine.encode_batches(&empty).unwrap().is_empty());
 }
 
 #[test]
@@ -255,7 +267,7 @@ fn sendfile_ships_a_read_slice_byte_for_byte() {
     for i in 0..200 {
         engine.append(&tp, batch(&format!("{i:0>2000}"), 8, 1)).unwrap();
     }
-    let slice = engine.read(&tp, 0, 4 * 1024 * 1024, &ReadFilter::all()).unwrap();
+    let slice = engine.read(&tp, 0, 4 * 1024 * 1024).unwrap();
     let expected = slice.to_bytes().unwrap();
     assert!(expected.len() > 1024 * 1024, "large enough to fill the socket buffer and exercise partial sends");
     let ReadSlice::File { file, position, len, .. } = slice.clone() else { panic!("segment reads are file ranges") };

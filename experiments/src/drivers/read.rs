@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use janus_api::{Engine, ReadFilter, TopicPartition};
+use janus_api::{Engine, TopicPartition};
 use janus_bench_support::LoopbackDrain;
 use janus_transfer::send_slice;
 
@@ -77,12 +77,11 @@ fn consume(
     let (mut messages, mut shipped) = (0u64, 0u64);
     runtime.block_on(async {
         let socket = tokio::net::TcpStream::from_std(std_socket)?;
-        let all = ReadFilter::all();
         for tp in partitions {
             let offsets = engine.offsets(tp)?;
             let mut offset = offsets.log_start;
             while offset < offsets.log_end {
-                let slice = engine.read(tp, offset, read_bytes, &all).with_context(|| format!("reading {tp}"))?;
+                let slice = engine.read(tp, offset, read_bytes).with_context(|| format!("reading {tp}"))?;
                 if slice.next_offset() <= offset {
                     bail!("a read of {tp} at {offset} made no progress");
                 }

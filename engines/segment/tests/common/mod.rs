@@ -6,9 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use janus_api::{
-    Compression, Engine, NewRecord, ReadFilter, Record, RecordBatch, TopicConfig, TopicPartition, TopicSpec,
-};
+use janus_api::{Compression, Engine, NewRecord, Record, RecordBatch, TopicConfig, TopicPartition, TopicSpec};
 use janus_segment::{SegmentEngine, SegmentOptions};
 
 /// A batch of `n` records `<prefix>-<i>` with keys `k<i>` and the given timestamp.
@@ -55,9 +53,9 @@ pub fn read_all(engine: &SegmentEngine, tp: &TopicPartition) -> Vec<Record> {
     let mut out = Vec::new();
     let mut at = offsets.log_start;
     while at < offsets.log_end {
-        let slice = engine.read(tp, at, 64 * 1024, &ReadFilter::all()).unwrap();
+        let slice = engine.read(tp, at, 64 * 1024).unwrap();
         assert!(slice.next_offset() > at, "read at {at} made no progress");
-        out.extend(slice.records(at).unwrap());
+        out.extend(engine.decode_records(&slice, at).unwrap());
         at = slice.next_offset();
     }
     out

@@ -1,7 +1,7 @@
 //! The RocketMQ CommitLog record format, and how a Kafka [`Record`] maps onto one CommitLog message.
 //!
-//! Pure format code: constants, encode, decode, checks. The commitlog engine writes these bytes into its
-//! mapped files; [`decode_region`] turns mapped regions back into records for `ReadSlice::records`.
+//! Pure format code: constants, encode, decode, checks. The engine writes these bytes into its mapped
+//! files; [`decode_region`] turns mapped regions back into records (`Engine::decode_records`).
 //!
 //! # Layout (integers big-endian)
 //!
@@ -49,8 +49,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use crate::batch::{Header, Record};
-use crate::error::StorageError;
+use janus_api::{Header, Record, StorageError, headers};
 
 /// MAGICCODE of a message whose TOPIC length is one byte (RocketMQ's `0xAABBCCDD ^ 1880681586 + 8`).
 pub const MESSAGE_MAGIC_CODE: i32 = -626_843_481;
@@ -116,10 +115,10 @@ pub const SYSFLAG_NULL_VALUE: i32 = 0x1 << 24;
 pub const NAME_VALUE_SEPARATOR: u8 = 1;
 /// Terminator after each property's value.
 pub const PROPERTY_SEPARATOR: u8 = 2;
-/// RocketMQ's tag property (the `TAGS` record header).
-pub const PROPERTY_TAGS: &str = "TAGS";
-/// RocketMQ's keys property (the `KEYS` record header): space-separated keys for the IndexFile.
-pub const PROPERTY_KEYS: &str = "KEYS";
+/// RocketMQ's tag property (the [`headers::TAGS`] record header).
+pub const PROPERTY_TAGS: &str = headers::TAGS;
+/// RocketMQ's keys property (the [`headers::KEYS`] record header): space-separated keys for the IndexFile.
+pub const PROPERTY_KEYS: &str = headers::KEYS;
 /// Janus's reserved property holding the Kafka record key (absent for a null key).
 pub const PROPERTY_RECORD_KEY: &str = "%K";
 /// Prefix of an escaped (hex) name or value.
