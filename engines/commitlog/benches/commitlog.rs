@@ -6,20 +6,22 @@
 //! - `append_queues`: 16 KiB batches of 1 KiB messages written round-robin over 1, 100, 1,000 and 10,000
 //!   queues, flush=os and flush=sync (and 10,000 queues with an LRU holding all their ConsumeQueue files);
 //! - `read_to_socket`: sequential 1 MiB reads of mapped regions written to a loopback socket
-//!   (`janus_transfer::write_regions`, i.e. `writev` from the mapping) vs `sendfile` of a cached file.
+//!   (`janus_transfer::write_regions`, i.e. `writev` from the mapping) vs `sendfile` of 1 MiB ranges of a
+//!   cached file to another loopback socket.
+//!
+//! The baselines (raw `write(2)`, the cached file, the drained loopback sockets) and the stopwatch are the
+//! ones the segment engine's benches use, from `janus-bench-support`.
 //!
 //! Every bench is bounded (10 samples, a few seconds each). Run: `cargo bench -p janus-commitlog`.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use janus_api::{Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicConfig, TopicPartition, TopicSpec};
+use janus_api::{
+    Compression, Engine, NewRecord, ReadSlice, RecordBatch, TopicConfig, TopicPartition, TopicSpec,
+};
+use janus_bench_support::{self as baseline, LoopbackDrain, Stopwatch, cached_file};
 use janus_commitlog::{CommitLogEngine, CommitLogOptions};
 
 const MESSAGE: usize = 1024;
@@ -75,29 +77,7 @@ fn append_64k(c: &mut Criterion) {
     let dir = bench_dir();
     let buf = vec![7u8; BATCH];
     g.bench_function("raw_write", |b| {
-        let mut n = 0u64;
-        let mut files = 0u32;
-        let mut file: Option<(File, PathBuf)> = None;
-        b.iter_custom(|iters| {
-            let mut elapsed = Duration::ZERO;
-            for _ in 0..iters {
-                if file.is_none() || n >= 256 << 20 {
-                    if let Some((_, path)) = file.take() {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    files += 1;
-                    let path = dir.path().join(format!("raw-{files}"));
-                    file = Some((File::create(&path).expect("create"), path));
-                    n = 0;
-                }
-                let (f, _) = file.as_mut().expect("open file");
-                let t = Instant::now();
-                f.write_all(&buf).expect("write");
-                elapsed += t.elapsed();
-                n += BATCH as u64;
-            }
-            elapsed
-        });
+        b.iter_custom(|iters| baseline::raw_append(dir.path(), &buf, iters * BATCH as u64).expect("raw write"));
     });
 
     for (name, prewarm, staged_writes) in
@@ -112,14 +92,13 @@ fn append_64k(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 trim(&e, std::slice::from_ref(&tp), &mut written);
-                let t = Instant::now();
+                let watch = Stopwatch::start();
                 for _ in 0..iters {
                     let a = e.append(&tp, one.clone()).expect("append");
                     drop(a.durable);
                 }
-                let elapsed = t.elapsed();
                 written += iters * BATCH as u64;
-                elapsed
+                watch.stop().wall
             });
         });
         e.shutdown().expect("shutdown");
@@ -167,15 +146,14 @@ fn append_queues(c: &mut Criterion) {
             g.bench_with_input(BenchmarkId::new(policy, id), &queues, |b, _| {
                 b.iter_custom(|iters| {
                     trim(&e, &tps, &mut written);
-                    let t = Instant::now();
+                    let watch = Stopwatch::start();
                     for _ in 0..iters {
                         let a = e.append(&tps[next], one.clone()).expect("append");
                         a.durable.wait().expect("durable");
                         next = (next + 1) % tps.len();
                     }
-                    let elapsed = t.elapsed();
                     written += iters * QUEUE_BATCH as u64;
-                    elapsed
+                    watch.stop().wall
                 });
             });
             e.shutdown().expect("shutdown");
@@ -186,31 +164,6 @@ fn append_queues(c: &mut Criterion) {
     g.finish();
 }
 
-/// A loopback connection whose far end a thread drains; returns our end.
-fn drained_socket() -> TcpStream {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        if let Ok((mut s, _)) = listener.accept() {
-            let mut buf = vec![0u8; 1 << 20];
-            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
-        }
-    });
-    TcpStream::connect(addr).expect("connect")
-}
-
-fn sendfile_all(sock: &TcpStream, file: &File, mut offset: i64, len: usize) {
-    let mut left = len;
-    while left > 0 {
-        match nix::sys::sendfile::sendfile(sock.as_fd(), file.as_fd(), Some(&mut offset), left) {
-            Ok(0) => panic!("sendfile sent nothing"),
-            Ok(n) => left -= n,
-            Err(nix::errno::Errno::EINTR) | Err(nix::errno::Errno::EAGAIN) => {}
-            Err(e) => panic!("sendfile: {e}"),
-        }
-    }
-}
-
 fn read_to_socket(c: &mut Criterion) {
     const READ: usize = 1 << 20;
     const DATA: u64 = 128 << 20;
@@ -219,25 +172,20 @@ fn read_to_socket(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(READ as u64));
     let dir = bench_dir();
 
-    // Baseline: sendfile of a cached file.
-    let path: PathBuf = dir.path().join("cached");
-    write_file(&path, DATA);
-    let file = File::open(&path).expect("open");
-    let mut cache = Vec::new();
-    File::open(&path).expect("open").read_to_end(&mut cache).expect("read into the page cache");
-    drop(cache);
-    let sock = drained_socket();
+    // Baseline: sendfile of a cached file, 1 MiB at a time.
+    let file = cached_file(dir.path(), DATA).expect("cached file");
+    let raw_drain = LoopbackDrain::new().expect("loopback pair");
     let mut pos = 0u64;
     g.bench_function("sendfile_cached_file", |b| {
         b.iter(|| {
             if pos + READ as u64 > DATA {
                 pos = 0;
             }
-            sendfile_all(&sock, &file, pos as i64, READ);
+            janus_transfer::send_file_range_blocking(raw_drain.sender(), &file, pos, READ as u64).expect("sendfile");
             pos += READ as u64;
         });
     });
-    drop(sock);
+    drop(raw_drain);
 
     // The engine: mapped regions, written with writev from the mapping to a tokio socket.
     let e = CommitLogEngine::open(&dir.path().join("engine"), options()).expect("open");
@@ -248,7 +196,8 @@ fn read_to_socket(c: &mut Criterion) {
         drop(e.append(&tp, one.clone()).expect("append").durable);
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("runtime");
-    let std_sock = drained_socket();
+    let engine_drain = LoopbackDrain::new().expect("loopback pair");
+    let std_sock = engine_drain.clone_sender().expect("socket clone");
     std_sock.set_nonblocking(true).expect("non-blocking");
     let sock = rt.block_on(async { tokio::net::TcpStream::from_std(std_sock) }).expect("tokio socket");
     let end = e.offsets(&tp).expect("offsets").log_end;
@@ -266,16 +215,6 @@ fn read_to_socket(c: &mut Criterion) {
     });
     e.shutdown().expect("shutdown");
     g.finish();
-}
-
-fn write_file(path: &Path, len: u64) {
-    let mut f = File::create(path).expect("create");
-    let buf = vec![3u8; 1 << 20];
-    let mut n = 0;
-    while n < len {
-        f.write_all(&buf).expect("write");
-        n += buf.len() as u64;
-    }
 }
 
 criterion_group!(benches, append_64k, append_queues, read_to_socket);

@@ -103,7 +103,7 @@ fn append(c: &mut Criterion) {
     });
     group.finish();
 
-    if paired_enabled() {
+    if baseline::paired_enabled() {
         let bytes = PAIRED_BATCHES * batch_len as u64;
         let p = baseline::paired(
             PAIRED_ROUNDS,
@@ -121,13 +121,6 @@ fn append(c: &mut Criterion) {
 /// The baseline: `iters` writes of `chunk` to a fresh file.
 fn raw_sample(dir: &Path, chunk: &[u8], iters: u64) -> Timing {
     baseline::raw_append_timed(dir, chunk, iters * chunk.len() as u64).expect("raw append")
-}
-
-/// Whether to run the paired rounds: only in a real benchmark run (`cargo bench`), not under `cargo test
-/// --benches`, `--profile-time` or `--list`.
-fn paired_enabled() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time" || a == "--list")
 }
 
 fn main() {

@@ -180,7 +180,7 @@ fn partitions(c: &mut Criterion) {
     let batch_len = batches[0].len();
     let chunk = batches[0].as_bytes().to_vec();
     let root = tempfile::tempdir().expect("temp dir");
-    let paired = paired_enabled();
+    let paired = baseline::paired_enabled();
     let mut group = c.benchmark_group("partitions");
     configure(&mut group, batch_len);
     let raw_dir = root.path().join("raw");
@@ -298,13 +298,6 @@ fn truncate_logs(dir: &Path) {
             std::fs::OpenOptions::new().write(true).open(&path).and_then(|f| f.set_len(0)).expect("truncate log");
         }
     }
-}
-
-/// Whether to run the paired rounds: only in a real benchmark run (`cargo bench`), not under `cargo test
-/// --benches`, `--profile-time` or `--list`.
-fn paired_enabled() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time" || a == "--list")
 }
 
 fn main() {

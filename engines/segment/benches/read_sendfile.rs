@@ -113,7 +113,7 @@ fn read_sendfile(c: &mut Criterion) {
     });
     group.finish();
 
-    if paired_enabled() {
+    if baseline::paired_enabled() {
         let p = baseline::paired(PAIRED_ROUNDS, total_bytes, engine_pass, || {
             raw_drain.raw_sendfile_timed(&raw_file, total_bytes).expect("sendfile")
         });
@@ -121,13 +121,6 @@ fn read_sendfile(c: &mut Criterion) {
     }
     drop(socket);
     engine.shutdown().expect("shutdown");
-}
-
-/// Whether to run the paired rounds: only in a real benchmark run (`cargo bench`), not under `cargo test
-/// --benches`, `--profile-time` or `--list`.
-fn paired_enabled() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--profile-time" || a == "--list")
 }
 
 fn main() {
