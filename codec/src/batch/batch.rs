@@ -4,7 +4,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::compression::{Compression, decompress};
+use super::compression::{Compression, MAX_DECOMPRESSED_SIZE, decompress, decompress_with_limit};
 use super::error::BatchError;
 use super::header::{BatchHeader, RECORDS_OFFSET, compute_crc, write_base_offset};
 use super::record::{Record, RecordView};
@@ -108,6 +108,13 @@ impl RecordBatch {
     /// at most lastOffsetDelta, that recordsCount is the number of records, and that nothing follows the
     /// last record. Never panics; allocates nothing for an uncompressed batch.
     pub fn validate(&self) -> Result<BatchHeader, BatchError> {
+        self.validate_within(MAX_DECOMPRESSED_SIZE)
+    }
+
+    /// [`RecordBatch::validate`], refusing a compressed batch whose records decompress to more than
+    /// `max_decompressed` bytes (a broker passes its topic's limit, so a small request cannot make it
+    /// allocate much more than the topic allows).
+    pub fn validate_within(&self, max_decompressed: usize) -> Result<BatchHeader, BatchError> {
         let header = BatchHeader::parse(&self.bytes)?;
         if header.batch_size() != self.bytes.len() {
             return Err(BatchError::BadLength { declared: header.batch_size(), actual: self.bytes.len() });
@@ -121,7 +128,7 @@ impl RecordBatch {
         if codec == Compression::None || section.is_empty() {
             walk_records(&header, section, |_| ())?;
         } else {
-            let plain = decompress(codec, section)?;
+            let plain = decompress_with_limit(codec, section, max_decompressed)?;
             walk_records(&header, &plain, |_| ())?;
         }
         Ok(header)
@@ -152,13 +159,19 @@ impl RecordBatch {
     ///
     /// Checks the records' structure like [`RecordBatch::validate`] does, but not the CRC.
     pub fn records(&self) -> Result<Vec<Record>, BatchError> {
+        self.records_within(MAX_DECOMPRESSED_SIZE)
+    }
+
+    /// [`RecordBatch::records`], refusing a compressed batch whose records decompress to more than
+    /// `max_decompressed` bytes.
+    pub fn records_within(&self, max_decompressed: usize) -> Result<Vec<Record>, BatchError> {
         let header = BatchHeader::parse(&self.bytes)?;
         let codec = header.compression()?;
         let section = self.bytes.slice(RECORDS_OFFSET.min(self.bytes.len())..);
         let plain = if codec == Compression::None || section.is_empty() {
             section
         } else {
-            Bytes::from(decompress(codec, &section)?)
+            Bytes::from(decompress_with_limit(codec, &section, max_decompressed)?)
         };
         let capacity = usize::try_from(header.records_count).unwrap_or(0).min(plain.len() / MIN_RECORD_SIZE);
         let mut out = Vec::with_capacity(capacity);

@@ -201,7 +201,17 @@ fn parse_limit(key: &str, value: &str) -> Result<Option<u64>, ConfigError> {
     parse_int(key, value, 1, i64::MAX).map(|n| Some(n as u64))
 }
 
+/// How far the records of a compressed batch may decompress beyond `max.message.bytes`.
+pub const DECOMPRESSION_MARGIN: usize = 1024 * 1024;
+
 impl TopicConfig {
+    /// The most bytes a batch's records may decompress to on this topic: `max.message.bytes` plus
+    /// [`DECOMPRESSION_MARGIN`], so a request within the topic's limit cannot make the broker allocate much
+    /// more than that (the codec's own ceiling, 256 MiB, is for data already stored).
+    pub fn max_decompressed_bytes(&self) -> usize {
+        self.max_message_bytes as usize + DECOMPRESSION_MARGIN
+    }
+
     /// Sets one key from its string value, refusing unknown keys and out-of-range values.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         let v = value.trim();

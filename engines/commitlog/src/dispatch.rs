@@ -85,7 +85,9 @@ pub fn prepare(
     if computed != header.crc {
         return Err(BatchError::CrcMismatch { stored: header.crc, computed }.into());
     }
-    let records = batch.records()?;
+    // Decompressed records may exceed the batch by at most the margin every topic allows (see
+    // `TopicConfig::max_decompressed_bytes`).
+    let records = batch.records_within(max_message_bytes + janus_api::config::DECOMPRESSION_MARGIN)?;
     if records.is_empty() {
         return Err(BatchError::Empty.into());
     }

@@ -221,6 +221,31 @@ pub fn oversized_batch_rejected<H: Harness>(h: &H) {
     nothing_written(&mut c, tp);
 }
 
+/// Case 9: a small compressed batch whose records decompress far past the topic's `max.message.bytes` (a
+/// "zip bomb") is refused with a compression error before the engine allocates its decompressed size; one
+/// that decompresses past `max.message.bytes` but within the margin is stored.
+pub fn compression_bomb_rejected<H: Harness>(h: &H) {
+    let case = "compression_bomb_rejected";
+    let mut c = Ctx::new(h, case);
+    let tps = c.create_topic("bomb", 1, &[("max.message.bytes", "16384")]);
+    let tp = &tps[0];
+    let record = |len: usize, ts: i64| NewRecord {
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from(vec![0u8; len])),
+        headers: vec![],
+        timestamp_ms: ts,
+    };
+    let limit = TopicConfig { max_message_bytes: 16384, ..TopicConfig::default() }.max_decompressed_bytes();
+    let bomb = build_with(&[record(limit + 4 * 1024 * 1024, 1)], Compression::Zstd);
+    assert!(bomb.len() <= 16384, "{case}: test bug: the bomb must fit max.message.bytes ({} bytes)", bomb.len());
+    let too_big = |e: &BatchError| matches!(e, BatchError::Compression { detail, .. } if detail.contains("exceed"));
+    refuse(&c, tp, "a 16 KiB-limited topic given records decompressing to 5 MiB", bomb.as_bytes().to_vec(), too_big);
+    // Beyond max.message.bytes once decompressed, but within the margin (and within a test-sized CommitLog file).
+    let fine = [record(64 * 1024, 2)];
+    drop(c.append_batch(tp, build_with(&fine, Compression::Zstd), &fine));
+    nothing_written(&mut c, tp);
+}
+
 /// Case 9: every call on a topic the engine does not have fails with `UnknownTopic` naming it, and
 /// creates nothing.
 pub fn unknown_topic_rejected<H: Harness>(h: &H) {

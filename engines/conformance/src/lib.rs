@@ -44,9 +44,9 @@ mod support;
 mod topics;
 
 pub use bad_input::{
-    corrupt_crc_rejected, existing_topic_rejected, invalid_config_rejected, invalid_topic_name_rejected,
-    malformed_batches_rejected, oversized_batch_rejected, unknown_partition_rejected, unknown_topic_rejected,
-    wrong_magic_rejected,
+    compression_bomb_rejected, corrupt_crc_rejected, existing_topic_rejected, invalid_config_rejected,
+    invalid_topic_name_rejected, malformed_batches_rejected, oversized_batch_rejected, unknown_partition_rejected,
+    unknown_topic_rejected, wrong_magic_rejected,
 };
 pub use basic::{
     append_and_read_in_order, compressed_batches_round_trip, concurrent_appends_and_reads, max_bytes_makes_progress,
@@ -139,6 +139,7 @@ macro_rules! __janus_conformance_cases {
             wrong_magic_rejected
             malformed_batches_rejected
             oversized_batch_rejected
+            compression_bomb_rejected
             unknown_topic_rejected
             unknown_partition_rejected
             invalid_topic_name_rejected

@@ -424,7 +424,7 @@ fn check_batch(batch: &RecordBatch, config: &TopicConfig) -> Result<(), StorageE
     if batch.len() > config.max_message_bytes as usize {
         return Err(StorageError::MessageTooLarge { size: batch.len(), max: config.max_message_bytes as usize });
     }
-    let header = batch.validate()?;
+    let header = batch.validate_within(config.max_decompressed_bytes())?;
     if header.records_count <= 0 {
         return Err(StorageError::InvalidBatch(janus_api::BatchError::Empty));
     }
