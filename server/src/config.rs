@@ -17,6 +17,7 @@
 //! | `[topic_defaults] retention_ms` | `JANUS_TOPIC_DEFAULTS__RETENTION_MS` | broker default of the topic key `retention.ms` |
 //! | `[commitlog] file_bytes` | `JANUS_COMMITLOG__FILE_BYTES` | `commitlog.file.bytes` |
 //! | `[segment] index_bytes` | `JANUS_SEGMENT__INDEX_BYTES` | segment engine `segment.index.bytes` |
+//! | `max_partitions` | `JANUS_MAX_PARTITIONS` | `max.partitions`: partitions over all topics (100,000) |
 //! | `[limits] inflight_bytes` | `JANUS_LIMITS__INFLIGHT_BYTES` | broker-wide in-flight byte budget |
 //!
 //! `[topic_defaults]` holds a broker-wide default for every per-topic key (`partitions` and the keys of
@@ -29,10 +30,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use janus_api::TopicConfig;
 use janus_api::topic::MAX_PARTITIONS;
-use janus_commitlog::CommitLogOptions;
-use janus_segment::SegmentOptions;
+use janus_api::{EngineKind, TopicConfig};
+use janus_core::topics::{DEFAULT_MAX_PARTITIONS, EngineOptions, TopicDefaults};
 use serde::Deserialize;
 
 /// A refused configuration.
@@ -67,116 +67,17 @@ impl ConfigError {
     }
 }
 
-/// Settings of the commitlog engine (`[commitlog]`), see [`CommitLogOptions`].
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct CommitLogSection {
-    /// `commitlog.file.bytes`: size of every CommitLog file.
-    pub file_bytes: u64,
-    /// `commitlog.prewarm`: touch and `madvise(WILLNEED)` new CommitLog files.
-    pub prewarm: bool,
-    /// `commitlog.staged.writes`: `pwrite` staged messages instead of writing through the mapping.
-    pub staged_writes: bool,
-    /// `consumequeue.file.entries`: 20-byte entries per ConsumeQueue file.
-    pub consumequeue_file_entries: u32,
-    /// `consumequeue.open.files`: ConsumeQueue files kept mapped at once.
-    pub consumequeue_open_files: usize,
-    /// `index.slots`: hash slots per IndexFile.
-    pub index_slots: u32,
-    /// `index.entries`: entries per IndexFile.
-    pub index_entries: u32,
-    /// `checkpoint.interval.ms`: how often the engine writes its checkpoint.
-    pub checkpoint_interval_ms: u64,
+/// The TOML spelling of an engine key in its section: the engine's own key without the section's prefix,
+/// `.` written `_` (`commitlog.file.bytes` -> `file_bytes`, `consumequeue.file.entries` ->
+/// `consumequeue_file_entries`).
+fn section_key(section: &str, engine_key: &str) -> String {
+    let key = engine_key.strip_prefix(section).and_then(|k| k.strip_prefix('.')).unwrap_or(engine_key);
+    key.replace('.', "_")
 }
 
-impl Default for CommitLogSection {
-    fn default() -> Self {
-        let o = CommitLogOptions::default();
-        CommitLogSection {
-            file_bytes: o.file_bytes,
-            prewarm: o.prewarm,
-            staged_writes: o.staged_writes,
-            consumequeue_file_entries: o.consumequeue_file_entries,
-            consumequeue_open_files: o.consumequeue_open_files,
-            index_slots: o.index_slots,
-            index_entries: o.index_entries,
-            checkpoint_interval_ms: o.checkpoint_interval_ms,
-        }
-    }
-}
-
-impl CommitLogSection {
-    /// The engine options, each value checked by the engine's own rules.
-    pub fn to_options(&self) -> Result<CommitLogOptions, ConfigError> {
-        let pairs: [(&str, &str, String); 8] = [
-            ("file_bytes", "commitlog.file.bytes", self.file_bytes.to_string()),
-            ("prewarm", "commitlog.prewarm", self.prewarm.to_string()),
-            ("staged_writes", "commitlog.staged.writes", self.staged_writes.to_string()),
-            ("consumequeue_file_entries", "consumequeue.file.entries", self.consumequeue_file_entries.to_string()),
-            ("consumequeue_open_files", "consumequeue.open.files", self.consumequeue_open_files.to_string()),
-            ("index_slots", "index.slots", self.index_slots.to_string()),
-            ("index_entries", "index.entries", self.index_entries.to_string()),
-            ("checkpoint_interval_ms", "checkpoint.interval.ms", self.checkpoint_interval_ms.to_string()),
-        ];
-        let mut options = CommitLogOptions::default();
-        for (field, engine_key, value) in pairs {
-            options.set(engine_key, &value).map_err(|e| {
-                ConfigError::invalid(format!("commitlog.{field}"), &value, format!("{} ({engine_key})", e.allowed))
-            })?;
-        }
-        Ok(options)
-    }
-}
-
-/// Settings of the segment engine (`[segment]`), see [`SegmentOptions`].
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct SegmentSection {
-    /// `segment.index.bytes`: preallocated size of each index file of an active segment.
-    pub index_bytes: usize,
-    /// Most partitions whose files stay open; 0 picks it from the descriptor and mapping limits.
-    pub max_open_partitions: usize,
-    /// How often the recovery-point checkpoint is rewritten.
-    pub checkpoint_interval_ms: u64,
-}
-
-impl Default for SegmentSection {
-    fn default() -> Self {
-        let o = SegmentOptions::default();
-        SegmentSection {
-            index_bytes: o.max_index_bytes,
-            max_open_partitions: 0,
-            checkpoint_interval_ms: o.checkpoint_interval.as_millis() as u64,
-        }
-    }
-}
-
-impl SegmentSection {
-    /// The engine options.
-    pub fn to_options(&self) -> Result<SegmentOptions, ConfigError> {
-        let mut o = SegmentOptions::default();
-        if self.index_bytes < 64 || self.index_bytes > i32::MAX as usize {
-            return Err(ConfigError::invalid(
-                "segment.index_bytes",
-                self.index_bytes,
-                "an integer from 64 to 2147483647",
-            ));
-        }
-        if self.checkpoint_interval_ms == 0 || self.checkpoint_interval_ms > 86_400_000 {
-            return Err(ConfigError::invalid(
-                "segment.checkpoint_interval_ms",
-                self.checkpoint_interval_ms,
-                "an integer from 1 to 86400000",
-            ));
-        }
-        o.max_index_bytes = self.index_bytes;
-        if self.max_open_partitions > 0 {
-            o.max_open_partitions = self.max_open_partitions;
-        }
-        o.checkpoint_interval = std::time::Duration::from_millis(self.checkpoint_interval_ms);
-        Ok(o)
-    }
-}
+/// `[segment] max_open_partitions = 0`: keep the engine's default, picked from the descriptor and mapping
+/// limits (the config has always accepted 0 for that).
+const AUTO_MAX_OPEN_PARTITIONS: (&str, &str) = ("max_open_partitions", "0");
 
 /// Memory and concurrency limits (`[limits]`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -263,10 +164,12 @@ pub struct BrokerConfig {
     /// Broker-wide defaults of the per-topic keys, as written (see the module docs); validated by
     /// [`BrokerConfig::topic_defaults`].
     pub topic_defaults: BTreeMap<String, String>,
-    /// Commitlog engine settings.
-    pub commitlog: CommitLogSection,
-    /// Segment engine settings.
-    pub segment: SegmentSection,
+    /// Commitlog engine settings (`[commitlog]`), by key; see [`BrokerConfig::engine_options`].
+    pub commitlog: BTreeMap<String, String>,
+    /// Segment engine settings (`[segment]`), by key; see [`BrokerConfig::engine_options`].
+    pub segment: BTreeMap<String, String>,
+    /// `max.partitions`: the most partitions over all topics of the broker.
+    pub max_partitions: u64,
     /// Memory and concurrency limits.
     pub limits: LimitsSection,
     /// How often retention (and compaction) runs, in milliseconds.
@@ -285,8 +188,9 @@ impl Default for BrokerConfig {
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 7071)),
             default_engine: "segment".to_string(),
             topic_defaults: BTreeMap::new(),
-            commitlog: CommitLogSection::default(),
-            segment: SegmentSection::default(),
+            commitlog: BTreeMap::new(),
+            segment: BTreeMap::new(),
+            max_partitions: DEFAULT_MAX_PARTITIONS,
             limits: LimitsSection::default(),
             retention_check_interval_ms: 5 * 60 * 1000,
             metrics_interval_ms: 10_000,
@@ -306,15 +210,6 @@ pub struct ConfigOverrides {
     pub metrics_addr: Option<SocketAddr>,
     /// Any other key by its TOML path (`limits.inflight_bytes`, `topic_defaults.retention_ms`).
     pub set: Vec<(String, String)>,
-}
-
-/// The validated broker-wide topic defaults.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopicDefaults {
-    /// `partitions`: used when a create request says 0.
-    pub partitions: u32,
-    /// Every other per-topic key.
-    pub config: TopicConfig,
 }
 
 /// Environment variables of the `janus` CLI that janusd ignores rather than refusing as unknown keys.
@@ -377,8 +272,8 @@ impl BrokerConfig {
             return Err(ConfigError::invalid("default_engine", &self.default_engine, e));
         }
         self.topic_defaults()?;
-        self.commitlog.to_options()?;
-        self.segment.to_options()?;
+        self.engine_options()?;
+        check_range("max_partitions", self.max_partitions, 1, u64::from(u32::MAX))?;
         self.limits.validate()?;
         check_range("retention_check_interval_ms", self.retention_check_interval_ms, 1, 86_400_000)?;
         check_range("metrics_interval_ms", self.metrics_interval_ms, 1, 86_400_000)?;
@@ -400,7 +295,8 @@ impl BrokerConfig {
                 }
             }
         }
-        let mut defaults = TopicDefaults { partitions: 1, config: TopicConfig::default() };
+        let mut defaults =
+            TopicDefaults { partitions: 1, config: TopicConfig::default(), max_partitions: self.max_partitions };
         for (dotted, (written, value, _)) in normalized {
             let path = format!("topic_defaults.{written}");
             if dotted == "partitions" {
@@ -414,6 +310,38 @@ impl BrokerConfig {
             defaults.config.set(&dotted, value).map_err(|e| ConfigError::invalid(&path, value, e.allowed))?;
         }
         Ok(defaults)
+    }
+}
+
+impl BrokerConfig {
+    /// The engines' settings from `[segment]` and `[commitlog]`, each key checked by its engine's own rules.
+    /// A key is the engine's key name without the section prefix, `.` written `_` (`[commitlog] file_bytes`
+    /// is `commitlog.file.bytes`); the dotted engine name is accepted too.
+    pub fn engine_options(&self) -> Result<EngineOptions, ConfigError> {
+        let mut options = EngineOptions::default();
+        let sections = [(EngineKind::Segment, &self.segment), (EngineKind::Commitlog, &self.commitlog)];
+        for (kind, values) in sections {
+            let section = kind.as_str();
+            let keys = EngineOptions::keys(kind);
+            for (key, value) in values {
+                let path = format!("{section}.{key}");
+                if (key.as_str(), value.trim()) == AUTO_MAX_OPEN_PARTITIONS {
+                    continue;
+                }
+                let Some(engine_key) = keys.iter().find(|k| section_key(section, k) == *key || **k == key) else {
+                    let known: Vec<String> = keys.iter().map(|k| section_key(section, k)).collect();
+                    return Err(ConfigError::invalid(
+                        &path,
+                        value,
+                        format!("unknown config key; [{section}] accepts {}", known.join(", ")),
+                    ));
+                };
+                options
+                    .set(kind, engine_key, value.trim())
+                    .map_err(|e| ConfigError::invalid(&path, value, format!("{} ({engine_key})", e.allowed)))?;
+            }
+        }
+        Ok(options)
     }
 }
 
@@ -483,8 +411,9 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/janus"));
         assert_eq!(c.grpc_addr.to_string(), "127.0.0.1:0");
         assert_eq!(c.retention_check_interval_ms, 1000);
-        assert_eq!(c.commitlog.file_bytes, 65536);
-        assert!(c.commitlog.prewarm);
+        let engines = c.engine_options().unwrap();
+        assert_eq!(engines.commitlog().file_bytes, 65536);
+        assert!(engines.commitlog().prewarm);
         assert_eq!(c.limits.inflight_bytes, 4096);
         let d = c.topic_defaults().unwrap();
         assert_eq!(d.partitions, 3);

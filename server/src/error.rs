@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use janus_api::StorageError;
+use janus_core::BrokerError;
+use janus_core::meta::MetaError;
 
 use crate::config::ConfigError;
-use crate::meta::MetaError;
 
 /// Everything that can stop the broker from starting or shutting down cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +17,7 @@ pub enum ServerError {
     /// A listen address could not be bound.
     #[error("could not listen on {addr} ({what}): {source}")]
     Bind {
-        /// Which listener: "gRPC" or "metrics".
+        /// Which listener: a face (`gRPC`) or `metrics`.
         what: &'static str,
         /// The address asked for.
         addr: std::net::SocketAddr,
@@ -39,8 +40,11 @@ pub enum ServerError {
     /// A storage engine failed.
     #[error("storage engine: {0}")]
     Storage(#[from] StorageError),
-    /// The gRPC server failed.
-    #[error("gRPC server: {0}")]
+    /// The core refused or failed (reconciling topics at startup, closing at shutdown).
+    #[error("{0}")]
+    Core(#[from] BrokerError),
+    /// A face's server failed.
+    #[error("listener: {0}")]
     Transport(String),
     /// A background task panicked or was cancelled.
     #[error("internal task failed: {0}")]

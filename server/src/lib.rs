@@ -1,5 +1,6 @@
-//! The janusd broker: configuration, the RocksDB metadata store, the topic registry over both storage
-//! engines, the gRPC services, memory limits and metrics.
+//! The janusd broker: the runtime (configuration, [`Broker::start`] over a list of listeners, background
+//! tasks, the metrics endpoint) and the faces that serve the protocol-neutral core (`janus_core`) to
+//! clients: today [`faces::grpc`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), janus_server::ServerError> {
@@ -12,18 +13,14 @@
 //! # }
 //! ```
 
-pub mod broker;
 pub mod config;
 pub mod error;
-pub mod limits;
-pub mod meta;
-pub mod metrics;
-pub mod partitioner;
-pub mod registry;
-pub mod services;
-pub mod status;
+pub mod faces;
+pub mod runtime;
 
-pub use broker::Broker;
 pub use config::{BrokerConfig, ConfigError, ConfigOverrides};
 pub use error::ServerError;
-pub use limits::InflightStats;
+pub use janus_core::limits::InflightStats;
+/// The metadata store, re-exported for tools and tests that inspect a stopped broker's data directory.
+pub use janus_core::meta;
+pub use runtime::broker::Broker;

@@ -167,7 +167,7 @@ async fn a_full_disk_is_resource_exhausted_and_reads_keep_working() {
     }
     let _mount = Mount(segment_dir.clone());
     let mut cfg = config(dir.path());
-    cfg.segment.index_bytes = 4096;
+    cfg.segment.insert("index_bytes".into(), 4096.to_string());
     let (broker, mut c) = start(cfg).await;
     create(&mut c, "full", v1::Engine::Segment, 1, &[]).await;
 

@@ -8,10 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
-use janus_api::{Engine, NewRecord, RecordBatch, TopicPartition, TopicSpec};
-use janus_commitlog::CommitLogEngine;
+use janus_api::{EngineKind, NewRecord, RecordBatch, TopicPartition, TopicSpec};
+use janus_core::topics::EngineSet;
 use janus_proto::v1;
-use janus_segment::SegmentEngine;
 use janus_server::meta::{MetaStore, TopicRecord, TopicState};
 
 #[tokio::test]
@@ -113,19 +112,20 @@ async fn startup_reconciles_metadata_with_engine_files() {
     // While the broker is down: engine files nobody's metadata knows, interrupted creates and deletes (the
     // state records plus the files the engine had made), and a live topic whose files are gone.
     {
-        let seg = SegmentEngine::open(&dir.path().join("segment"), cfg.segment.to_options().unwrap()).unwrap();
+        let engines = EngineSet::open(dir.path(), &cfg.engine_options().unwrap()).unwrap();
+        let seg = engines.get(EngineKind::Segment);
         for name in ["orphan-seg", "half-seg", "going-seg"] {
             seg.create_topic(&TopicSpec::new(name, 2)).unwrap();
             seg.append(&TopicPartition::new(name, 1), batch(&["old", "data"])).unwrap().durable.wait().unwrap();
         }
         seg.shutdown().unwrap();
-        let cl = CommitLogEngine::open(&dir.path().join("commitlog"), cfg.commitlog.to_options().unwrap()).unwrap();
+        let cl = engines.get(EngineKind::Commitlog);
         for name in ["orphan-cl", "half-cl"] {
             cl.create_topic(&TopicSpec::new(name, 1)).unwrap();
             cl.append(&TopicPartition::new(name, 0), batch(&["old"])).unwrap().durable.wait().unwrap();
         }
-        // Dropped without shutdown: a crash.
-        drop(cl);
+        // Dropped without shutdown: a crash of the commitlog engine.
+        drop(engines);
         let meta = MetaStore::open(&dir.path().join("meta")).unwrap();
         meta.put_topic(&record("half-seg", "segment", TopicState::Creating)).unwrap();
         meta.put_topic(&record("half-cl", "commitlog", TopicState::Creating)).unwrap();

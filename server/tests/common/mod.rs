@@ -23,11 +23,11 @@ pub fn config(data_dir: &Path) -> BrokerConfig {
         shutdown_timeout_ms: 10_000,
         ..BrokerConfig::default()
     };
-    c.commitlog.file_bytes = 1 << 20;
-    c.commitlog.consumequeue_file_entries = 1024;
-    c.commitlog.index_slots = 1024;
-    c.commitlog.index_entries = 4096;
-    c.segment.index_bytes = 64 * 1024;
+    c.commitlog.insert("file_bytes".into(), (1 << 20).to_string());
+    c.commitlog.insert("consumequeue_file_entries".into(), (1024).to_string());
+    c.commitlog.insert("index_slots".into(), (1024).to_string());
+    c.commitlog.insert("index_entries".into(), (4096).to_string());
+    c.segment.insert("index_bytes".into(), (64 * 1024).to_string());
     c
 }
 

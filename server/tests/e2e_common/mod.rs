@@ -19,11 +19,11 @@ pub fn config(data_dir: &Path) -> BrokerConfig {
     c.data_dir = data_dir.to_path_buf();
     c.grpc_addr = "127.0.0.1:0".parse().unwrap();
     c.metrics_addr = "127.0.0.1:0".parse().unwrap();
-    c.commitlog.file_bytes = 8 << 20;
-    c.commitlog.consumequeue_file_entries = 16 * 1024;
-    c.commitlog.index_slots = 1024;
-    c.commitlog.index_entries = 64 * 1024;
-    c.segment.index_bytes = 64 * 1024;
+    c.commitlog.insert("file_bytes".into(), (8 << 20).to_string());
+    c.commitlog.insert("consumequeue_file_entries".into(), (16 * 1024).to_string());
+    c.commitlog.insert("index_slots".into(), (1024).to_string());
+    c.commitlog.insert("index_entries".into(), (64 * 1024).to_string());
+    c.segment.insert("index_bytes".into(), (64 * 1024).to_string());
     c.shutdown_timeout_ms = 10_000;
     c
 }

@@ -13,8 +13,6 @@
 //! All methods block (RocksDB and the engines are synchronous): call them from blocking threads.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use janus_api::topic::MAX_PARTITIONS;
@@ -22,162 +20,31 @@ use janus_api::{
     CleanupPolicy, Engine, EngineKind, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
     validate_topic_name,
 };
-use janus_commitlog::CommitLogEngine;
-use janus_segment::SegmentEngine;
-use tokio::sync::watch;
 
-use crate::config::TopicDefaults;
+use super::engine_set::{ENGINE_KINDS, EngineSet};
+use super::topic::{Topic, TopicSettings};
+use crate::error::{BrokerError, ErrorCode};
 use crate::meta::{MetaError, MetaStore, TopicRecord, TopicState};
-use crate::partitioner::KeylessSpreader;
 
-/// Why a registry operation failed; mapped to gRPC codes by [`crate::status`].
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// An engine refused or failed.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// The metadata store failed.
-    #[error(transparent)]
-    Meta(#[from] MetaError),
-    /// The request is malformed.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The topic (or group) does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The topic already exists.
-    #[error("{0}")]
-    AlreadyExists(String),
-    /// The request cannot be done in the current state.
-    #[error("{0}")]
-    FailedPrecondition(String),
-    /// An offset is outside the log.
-    #[error("{0}")]
-    OutOfRange(String),
-}
-
-/// The two engines of the broker.
-#[derive(Clone)]
-pub struct Engines {
-    /// The Kafka-model engine (`<data>/segment`).
-    pub segment: Arc<SegmentEngine>,
-    /// The RocketMQ-model engine (`<data>/commitlog`).
-    pub commitlog: Arc<CommitLogEngine>,
-}
-
-impl Engines {
-    /// The engine of `kind`.
-    pub fn get(&self, kind: EngineKind) -> &dyn Engine {
-        match kind {
-            EngineKind::Segment => self.segment.as_ref(),
-            EngineKind::Commitlog => self.commitlog.as_ref(),
-        }
-    }
-}
-
-/// A topic's overrides and the config they give over the broker defaults.
-#[derive(Clone, Debug)]
-pub struct TopicSettings {
-    /// Per-topic overrides (dotted keys).
-    pub overrides: BTreeMap<String, String>,
-    /// The effective config.
-    pub config: TopicConfig,
-}
-
-/// A live topic.
-pub struct Topic {
-    /// The name.
-    pub name: String,
-    /// The engine storing it.
-    pub engine: EngineKind,
-    /// Partition (queue) count.
+/// The broker-wide topic defaults and budgets the registry applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicDefaults {
+    /// `partitions`: used when a create request says 0.
     pub partitions: u32,
-    settings: RwLock<TopicSettings>,
-    /// Per partition: the log end offset after the latest append, watched by long-polls and subscriptions.
-    ends: Vec<watch::Sender<i64>>,
-    /// Where keyless messages go.
-    pub spreader: KeylessSpreader,
-    deleted: AtomicBool,
+    /// Every other per-topic key.
+    pub config: TopicConfig,
+    /// `max.partitions`: the most partitions over all topics together; a create that would pass it is refused.
+    pub max_partitions: u64,
 }
 
-impl std::fmt::Debug for Topic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Topic")
-            .field("name", &self.name)
-            .field("engine", &self.engine)
-            .field("partitions", &self.partitions)
-            .finish_non_exhaustive()
+impl Default for TopicDefaults {
+    fn default() -> Self {
+        TopicDefaults { partitions: 1, config: TopicConfig::default(), max_partitions: DEFAULT_MAX_PARTITIONS }
     }
 }
 
-impl Topic {
-    fn new(name: String, engine: EngineKind, partitions: u32, settings: TopicSettings) -> Self {
-        let seed = (now_ms() as u64).wrapping_mul(0x9e37_79b9) as u32;
-        Topic {
-            name,
-            engine,
-            partitions,
-            settings: RwLock::new(settings),
-            ends: (0..partitions).map(|_| watch::Sender::new(0)).collect(),
-            spreader: KeylessSpreader::starting_at(seed),
-            deleted: AtomicBool::new(false),
-        }
-    }
-
-    /// The current overrides and effective config.
-    pub fn settings(&self) -> TopicSettings {
-        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// The effective config.
-    pub fn config(&self) -> TopicConfig {
-        self.settings.read().unwrap_or_else(|e| e.into_inner()).config.clone()
-    }
-
-    /// Checks that `partition` exists.
-    pub fn check_partition(&self, partition: u32) -> Result<TopicPartition, RegistryError> {
-        if partition < self.partitions {
-            Ok(TopicPartition::new(self.name.clone(), partition))
-        } else {
-            Err(RegistryError::NotFound(format!(
-                "topic '{}' has no partition {partition}: it has {} (0..{})",
-                self.name, self.partitions, self.partitions
-            )))
-        }
-    }
-
-    /// Tells waiters of `partition` that it now ends at `log_end`.
-    pub fn notify_append(&self, partition: u32, log_end: i64) {
-        if let Some(tx) = self.ends.get(partition as usize) {
-            tx.send_if_modified(|end| {
-                if log_end > *end {
-                    *end = log_end;
-                    true
-                } else {
-                    false
-                }
-            });
-        }
-    }
-
-    /// Marks the topic deleted and wakes every waiter, so subscriptions can end.
-    fn mark_deleted(&self) {
-        self.deleted.store(true, Ordering::Release);
-        for tx in &self.ends {
-            tx.send_modify(|_| {});
-        }
-    }
-
-    /// Whether the topic has been deleted (a subscription holding it should end).
-    pub fn is_deleted(&self) -> bool {
-        self.deleted.load(Ordering::Acquire)
-    }
-
-    /// A receiver that changes after every append to `partition` (`None` for a partition that does not exist).
-    pub fn watch(&self, partition: u32) -> Option<watch::Receiver<i64>> {
-        self.ends.get(partition as usize).map(watch::Sender::subscribe)
-    }
-}
+/// The default of `max.partitions`.
+pub const DEFAULT_MAX_PARTITIONS: u64 = 100_000;
 
 /// What startup reconciliation did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -196,7 +63,7 @@ pub struct Reconciliation {
 
 /// The topic registry (see the module docs).
 pub struct Registry {
-    engines: Engines,
+    engines: EngineSet,
     meta: Arc<MetaStore>,
     defaults: TopicDefaults,
     default_engine: EngineKind,
@@ -204,53 +71,11 @@ pub struct Registry {
     admin: Mutex<()>,
 }
 
-fn engine_from_record(record: &TopicRecord) -> Result<EngineKind, RegistryError> {
+fn engine_from_record(record: &TopicRecord) -> Result<EngineKind, BrokerError> {
     record
         .engine
         .parse::<EngineKind>()
-        .map_err(|e| RegistryError::Meta(MetaError::Corrupt { what: "topics", key: record.name.clone(), detail: e }))
-}
-
-/// Removes whatever files `engine` holds for `topic`, whether the engine has it open or not.
-fn purge(engines: &Engines, kind: EngineKind, topic: &str) -> Result<(), StorageError> {
-    match kind {
-        EngineKind::Commitlog => match engines.commitlog.delete_topic(topic) {
-            Ok(()) | Err(StorageError::UnknownTopic(_)) => Ok(()),
-            Err(e) => Err(e),
-        },
-        EngineKind::Segment => {
-            let engine = &engines.segment;
-            // The segment engine deletes what it has open: open the topic over every partition directory
-            // it has on disk first.
-            let partitions = segment_partitions_on_disk(engine.dir(), topic)?;
-            if partitions > 0 {
-                match engine.open_topic(&TopicSpec::new(topic, partitions)) {
-                    Ok(()) | Err(StorageError::TopicExists(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            match engine.delete_topic(topic) {
-                Ok(()) | Err(StorageError::UnknownTopic(_)) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-    }
-}
-
-/// One more than the highest partition directory of `topic` in the segment engine's directory (0 if none).
-fn segment_partitions_on_disk(dir: &Path, topic: &str) -> Result<u32, StorageError> {
-    let mut count = 0u32;
-    let entries = std::fs::read_dir(dir).map_err(|e| StorageError::io(dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| StorageError::io(dir, e))?;
-        if let Some(tp) = entry.file_name().to_str().and_then(janus_segment::naming::parse_partition_dir)
-            && tp.topic == topic
-            && tp.partition < MAX_PARTITIONS
-        {
-            count = count.max(tp.partition + 1);
-        }
-    }
-    Ok(count)
+        .map_err(|e| MetaError::Corrupt { what: "topics", key: record.name.clone(), detail: e }.into())
 }
 
 impl Registry {
@@ -258,10 +83,10 @@ impl Registry {
     /// opens them.
     pub fn open(
         meta: Arc<MetaStore>,
-        engines: Engines,
+        engines: EngineSet,
         defaults: TopicDefaults,
         default_engine: EngineKind,
-    ) -> Result<(Registry, Reconciliation), RegistryError> {
+    ) -> Result<(Registry, Reconciliation), BrokerError> {
         let registry = Registry {
             engines,
             meta,
@@ -274,7 +99,7 @@ impl Registry {
         Ok((registry, report))
     }
 
-    fn reconcile(&self) -> Result<Reconciliation, RegistryError> {
+    fn reconcile(&self) -> Result<Reconciliation, BrokerError> {
         let mut report = Reconciliation::default();
         let on_disk: HashMap<EngineKind, BTreeSet<String>> = [EngineKind::Segment, EngineKind::Commitlog]
             .into_iter()
@@ -286,13 +111,13 @@ impl Registry {
             match record.state {
                 TopicState::Creating => {
                     tracing::warn!(topic = %record.name, "rolling back a topic create interrupted by a crash");
-                    purge(&self.engines, kind, &record.name)?;
+                    self.purge(kind, &record.name)?;
                     self.meta.remove_topic(&record.name)?;
                     report.rolled_back.push(record.name);
                 }
                 TopicState::Deleting => {
                     tracing::warn!(topic = %record.name, "finishing a topic delete interrupted by a crash");
-                    purge(&self.engines, kind, &record.name)?;
+                    self.purge(kind, &record.name)?;
                     self.meta.remove_topic(&record.name)?;
                     report.finished_deletes.push(record.name);
                 }
@@ -330,17 +155,41 @@ impl Registry {
             }
         }
         // Whatever is still on disk without a live record is an orphan (the purges above are done).
-        for kind in [EngineKind::Segment, EngineKind::Commitlog] {
+        for kind in ENGINE_KINDS {
             for name in &self.engines.get(kind).topics_on_disk()? {
                 if !live.contains(&(kind.as_str(), name.clone())) {
                     tracing::warn!(topic = %name, engine = %kind, "removing files of a topic without metadata");
-                    purge(&self.engines, kind, name)?;
+                    self.purge(kind, name)?;
                     report.orphans_removed.push((kind, name.clone()));
                 }
             }
         }
         crate::metrics::set_topics(self.read_topics().len());
         Ok(report)
+    }
+
+    /// Removes whatever files the engine of `kind` holds for `topic`, open or not.
+    fn purge(&self, kind: EngineKind, topic: &str) -> Result<(), StorageError> {
+        self.engines.get(kind).purge_topic(topic)
+    }
+
+    /// Refuses a create of `partitions` more partitions when the broker-wide `max.partitions` budget would
+    /// be passed.
+    fn check_partition_budget(&self, name: &str, partitions: u32) -> Result<(), BrokerError> {
+        let used: u64 = self.read_topics().values().map(|t| u64::from(t.partitions)).sum();
+        let max = self.defaults.max_partitions;
+        if used + u64::from(partitions) > max {
+            return Err(BrokerError::new(
+                ErrorCode::LimitExceeded,
+                format!(
+                    "creating topic '{name}' with {partitions} partitions would make {} partitions on this broker, \
+                     over its max.partitions = {max} ({used} in use); use fewer partitions, delete topics, or raise \
+                     max.partitions in the broker config",
+                    used + u64::from(partitions)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
@@ -352,7 +201,7 @@ impl Registry {
     }
 
     /// The engines.
-    pub fn engines(&self) -> &Engines {
+    pub fn engines(&self) -> &EngineSet {
         &self.engines
     }
 
@@ -371,14 +220,12 @@ impl Registry {
         &self.defaults
     }
 
-    /// A live topic, or `NotFound` (`InvalidArgument` for a name that no topic can have).
-    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, RegistryError> {
+    /// A live topic, or `UnknownTopic` (`InvalidArgument` for a name that no topic can have).
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         if let Err(e) = validate_topic_name(name) {
-            return Err(RegistryError::InvalidArgument(e.to_string()));
+            return Err(BrokerError::invalid(e.to_string()));
         }
-        self.read_topics().get(name).cloned().ok_or_else(|| {
-            RegistryError::NotFound(format!("topic '{name}' does not exist; create it with Admin.CreateTopic"))
-        })
+        self.read_topics().get(name).cloned().ok_or_else(|| BrokerError::unknown_topic(name))
     }
 
     /// Every live topic, in name order.
@@ -386,17 +233,19 @@ impl Registry {
         self.read_topics().values().cloned().collect()
     }
 
-    fn effective(&self, kind: EngineKind, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, RegistryError> {
+    fn effective(&self, kind: EngineKind, overrides: &BTreeMap<String, String>) -> Result<TopicConfig, BrokerError> {
         let config = self
             .defaults
             .config
             .with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|e| RegistryError::InvalidArgument(e.to_string()))?;
-        if kind == EngineKind::Commitlog && config.cleanup_policy == CleanupPolicy::Compact {
-            return Err(RegistryError::InvalidArgument(
-                "invalid value 'compact' for config 'cleanup.policy': only segment topics can be compacted \
-                 (create the topic with the segment engine, or use cleanup.policy=delete)"
-                    .into(),
+            .map_err(|e| BrokerError::new(ErrorCode::InvalidConfig, e.to_string()))?;
+        if config.cleanup_policy == CleanupPolicy::Compact && self.engines.compaction(kind).is_none() {
+            return Err(BrokerError::new(
+                ErrorCode::InvalidConfig,
+                format!(
+                    "invalid value 'compact' for config 'cleanup.policy': the {kind} engine cannot compact topics \
+                     (create the topic with an engine that compacts, such as segment, or use cleanup.policy=delete)"
+                ),
             ));
         }
         Ok(config)
@@ -410,18 +259,19 @@ impl Registry {
         engine: Option<EngineKind>,
         partitions: u32,
         mut overrides: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, RegistryError> {
-        validate_topic_name(name).map_err(|e| RegistryError::InvalidArgument(e.to_string()))?;
+    ) -> Result<Arc<Topic>, BrokerError> {
+        validate_topic_name(name).map_err(|e| BrokerError::invalid(e.to_string()))?;
         let kind = engine.unwrap_or(self.default_engine);
         let mut partitions = partitions;
         if let Some(p) = overrides.remove("partitions") {
             let n: u32 = p.trim().parse().map_err(|_| {
-                RegistryError::InvalidArgument(format!(
-                    "invalid value '{p}' for config 'partitions': an integer from 1 to {MAX_PARTITIONS}"
-                ))
+                BrokerError::new(
+                    ErrorCode::InvalidConfig,
+                    format!("invalid value '{p}' for config 'partitions': an integer from 1 to {MAX_PARTITIONS}"),
+                )
             })?;
             if partitions != 0 && partitions != n {
-                return Err(RegistryError::InvalidArgument(format!(
+                return Err(BrokerError::invalid(format!(
                     "partitions is given twice with different values ({partitions} and config partitions={n})"
                 )));
             }
@@ -431,18 +281,20 @@ impl Registry {
             partitions = self.defaults.partitions;
         }
         if partitions > MAX_PARTITIONS {
-            return Err(RegistryError::InvalidArgument(format!(
-                "invalid value '{partitions}' for config 'partitions': an integer from 1 to {MAX_PARTITIONS}"
-            )));
+            return Err(BrokerError::new(
+                ErrorCode::InvalidConfig,
+                format!("invalid value '{partitions}' for config 'partitions': an integer from 1 to {MAX_PARTITIONS}"),
+            ));
         }
         let config = self.effective(kind, &overrides)?;
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
         if self.read_topics().contains_key(name) {
-            return Err(RegistryError::AlreadyExists(format!("topic '{name}' already exists")));
+            return Err(BrokerError::new(ErrorCode::TopicExists, format!("topic '{name}' already exists")));
         }
+        self.check_partition_budget(name, partitions)?;
         // A record left by an interrupted delete (or a failed one): finish it before reusing the name.
         if let Some(old) = self.meta.topics()?.into_iter().find(|r| r.name == name) {
-            purge(&self.engines, engine_from_record(&old)?, name)?;
+            self.purge(engine_from_record(&old)?, name)?;
             self.meta.remove_topic(name)?;
         }
         let mut record = TopicRecord {
@@ -456,7 +308,7 @@ impl Registry {
         self.meta.put_topic(&record)?;
         let spec = TopicSpec { name: name.to_string(), partitions, config: config.clone() };
         if let Err(e) = self.engines.get(kind).create_topic(&spec) {
-            if let Err(cleanup) = purge(&self.engines, kind, name) {
+            if let Err(cleanup) = self.purge(kind, name) {
                 tracing::warn!(topic = %name, error = %cleanup, "could not clean up after a failed create");
             }
             self.meta.remove_topic(name)?;
@@ -465,7 +317,7 @@ impl Registry {
         record.state = TopicState::Live;
         if let Err(e) = self.meta.put_topic(&record) {
             // Undo the engine side; the `creating` record makes the next startup do it if this fails too.
-            if purge(&self.engines, kind, name).is_ok() {
+            if self.purge(kind, name).is_ok() {
                 let _ = self.meta.remove_topic(name);
             }
             return Err(e.into());
@@ -479,10 +331,10 @@ impl Registry {
     }
 
     /// Sets config keys of a topic (the others keep their values).
-    pub fn alter_topic(&self, name: &str, changes: &BTreeMap<String, String>) -> Result<Arc<Topic>, RegistryError> {
+    pub fn alter_topic(&self, name: &str, changes: &BTreeMap<String, String>) -> Result<Arc<Topic>, BrokerError> {
         let topic = self.topic(name)?;
         if changes.contains_key("partitions") {
-            return Err(RegistryError::InvalidArgument(format!(
+            return Err(BrokerError::invalid(format!(
                 "the partition count of topic '{name}' cannot be changed (it has {})",
                 topic.partitions
             )));
@@ -497,7 +349,7 @@ impl Registry {
             .topics()?
             .into_iter()
             .find(|r| r.name == name && r.state == TopicState::Live)
-            .ok_or_else(|| RegistryError::NotFound(format!("topic '{name}' does not exist")))?;
+            .ok_or_else(|| BrokerError::unknown_topic(name))?;
         self.engines.get(topic.engine).alter_topic(name, &config)?;
         let record = TopicRecord { overrides: overrides.clone(), ..record };
         if let Err(e) = self.meta.put_topic(&record) {
@@ -510,15 +362,11 @@ impl Registry {
     }
 
     /// Deletes a topic, its data and the offsets committed for it.
-    pub fn delete_topic(&self, name: &str) -> Result<(), RegistryError> {
+    pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
         let topic = self.topic(name)?;
         let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let record = self
-            .meta
-            .topics()?
-            .into_iter()
-            .find(|r| r.name == name)
-            .ok_or_else(|| RegistryError::NotFound(format!("topic '{name}' does not exist")))?;
+        let record =
+            self.meta.topics()?.into_iter().find(|r| r.name == name).ok_or_else(|| BrokerError::unknown_topic(name))?;
         self.meta.put_topic(&TopicRecord { state: TopicState::Deleting, ..record })?;
         {
             let mut topics = self.write_topics();
@@ -526,22 +374,16 @@ impl Registry {
             crate::metrics::set_topics(topics.len());
         }
         topic.mark_deleted();
-        purge(&self.engines, topic.engine, name)?;
+        self.purge(topic.engine, name)?;
         self.meta.remove_topic(name)?;
         tracing::info!(topic = %name, "topic deleted");
         Ok(())
     }
 
-    /// Flushes and shuts down both engines (writing their clean-shutdown markers) and closes the metadata
+    /// Flushes and shuts down every engine (writing their clean-shutdown markers) and closes the metadata
     /// store. Returns the first error after trying everything.
-    pub fn shutdown(&self) -> Result<(), RegistryError> {
-        let mut first: Option<RegistryError> = None;
-        for kind in [EngineKind::Segment, EngineKind::Commitlog] {
-            if let Err(e) = self.engines.get(kind).shutdown() {
-                tracing::error!(engine = %kind, error = %e, "engine shutdown failed");
-                first.get_or_insert(e.into());
-            }
-        }
+    pub fn shutdown(&self) -> Result<(), BrokerError> {
+        let mut first: Option<BrokerError> = self.engines.shutdown().err().map(BrokerError::from);
         if let Err(e) = self.meta.close() {
             tracing::error!(error = %e, "metadata store close failed");
             first.get_or_insert(e.into());

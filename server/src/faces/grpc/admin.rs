@@ -1,55 +1,43 @@
 //! `janus.v1.Admin`: create, list, describe, alter and delete topics.
 
-use std::collections::BTreeMap;
-
-use janus_api::TopicPartition;
+use janus_core::Core;
 use janus_proto::v1;
 use janus_proto::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
 
-use super::{Context, engine_from_proto, topic_info};
-use crate::metrics::RpcTimer;
-use crate::registry::RegistryError;
+use super::convert::{engine_from_proto, partition_info, topic_info};
+use super::status::to_status;
+use super::timer::RpcTimer;
 
 /// The Admin service.
 pub struct AdminService {
-    ctx: Context,
+    core: Core,
 }
 
 impl AdminService {
-    /// A service over `ctx`.
-    pub fn new(ctx: Context) -> Self {
-        AdminService { ctx }
+    /// A service over `core`.
+    pub fn new(core: Core) -> Self {
+        AdminService { core }
     }
 
     async fn create(&self, req: v1::CreateTopicRequest) -> Result<v1::CreateTopicResponse, Status> {
-        let engine = engine_from_proto(req.engine)?;
-        let overrides: BTreeMap<String, String> = req.configs.into_iter().collect();
-        let topic = self.ctx.blocking(move |r| r.create_topic(&req.name, engine, req.partitions, overrides)).await?;
+        let engine = engine_from_proto(req.engine).map_err(to_status)?;
+        let configs = req.configs.into_iter().collect();
+        let topic = self.core.create_topic(req.name, engine, req.partitions, configs).await.map_err(to_status)?;
         Ok(v1::CreateTopicResponse { topic: Some(topic_info(&topic)) })
     }
 
     async fn describe(&self, req: v1::DescribeTopicRequest) -> Result<v1::DescribeTopicResponse, Status> {
-        let topic = self.ctx.topic(&req.name)?;
-        let t = std::sync::Arc::clone(&topic);
-        let partitions = self
-            .ctx
-            .blocking(move |r| {
-                let engine = r.engine(t.engine);
-                (0..t.partitions)
-                    .map(|p| {
-                        let o = engine.offsets(&TopicPartition::new(t.name.clone(), p))?;
-                        Ok(v1::PartitionInfo { partition: p, log_start_offset: o.log_start, log_end_offset: o.log_end })
-                    })
-                    .collect::<Result<Vec<_>, RegistryError>>()
-            })
-            .await?;
-        Ok(v1::DescribeTopicResponse { topic: Some(topic_info(&topic)), partitions })
+        let (topic, partitions) = self.core.describe_topic(&req.name).await.map_err(to_status)?;
+        Ok(v1::DescribeTopicResponse {
+            topic: Some(topic_info(&topic)),
+            partitions: partitions.into_iter().map(partition_info).collect(),
+        })
     }
 
     async fn alter(&self, req: v1::AlterTopicConfigRequest) -> Result<v1::AlterTopicConfigResponse, Status> {
-        let changes: BTreeMap<String, String> = req.configs.into_iter().collect();
-        let topic = self.ctx.blocking(move |r| r.alter_topic(&req.name, &changes)).await?;
+        let changes = req.configs.into_iter().collect();
+        let topic = self.core.alter_topic(req.name, changes).await.map_err(to_status)?;
         Ok(v1::AlterTopicConfigResponse { topic: Some(topic_info(&topic)) })
     }
 }
@@ -69,9 +57,8 @@ impl Admin for AdminService {
         request: Request<v1::DeleteTopicRequest>,
     ) -> Result<Response<v1::DeleteTopicResponse>, Status> {
         let timer = RpcTimer::start("DeleteTopic");
-        let name = request.into_inner().name;
-        let result = self.ctx.blocking(move |r| r.delete_topic(&name)).await.map(|()| v1::DeleteTopicResponse {});
-        timer.finish(result).map(Response::new)
+        let result = self.core.delete_topic(request.into_inner().name).await;
+        timer.finish(result.map(|()| v1::DeleteTopicResponse {}).map_err(to_status)).map(Response::new)
     }
 
     async fn list_topics(
@@ -79,7 +66,7 @@ impl Admin for AdminService {
         _request: Request<v1::ListTopicsRequest>,
     ) -> Result<Response<v1::ListTopicsResponse>, Status> {
         let timer = RpcTimer::start("ListTopics");
-        let topics = self.ctx.registry.topics().iter().map(|t| topic_info(t)).collect();
+        let topics = self.core.topics().iter().map(|t| topic_info(t)).collect();
         timer.finish(Ok(v1::ListTopicsResponse { topics })).map(Response::new)
     }
 

@@ -1,0 +1,205 @@
+//! [`BrokerError`]: the one error of every core operation, with a stable numeric [`ErrorCode`] that each
+//! face maps to its own protocol (a gRPC status, a Kafka error code) and a message a person can act on.
+//!
+//! The codes are part of the broker's contract: they never change meaning and are never reused. Faces add
+//! their own hints (which RPC creates a topic, say) by code; the core's message names the object and says
+//! what was wrong.
+
+use janus_api::StorageError;
+
+use crate::limits::{BlockingError, LimiterClosed};
+use crate::meta::MetaError;
+
+/// What kind of failure a [`BrokerError`] is. The numbers are stable (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// The request is malformed: a bad name, a missing field, a negative offset.
+    InvalidArgument = 1,
+    /// The topic does not exist.
+    UnknownTopic = 2,
+    /// The topic exists but has no such partition.
+    UnknownPartition = 3,
+    /// A topic of that name already exists.
+    TopicExists = 4,
+    /// A config key is unknown or its value out of range.
+    InvalidConfig = 5,
+    /// A message or batch is larger than the topic's `max.message.bytes`.
+    MessageTooLarge = 6,
+    /// An offset is outside the partition's readable range.
+    OffsetOutOfRange = 7,
+    /// The disk is full: writes are refused until space is freed; reads go on.
+    DiskFull = 8,
+    /// The topic's engine cannot do what was asked.
+    Unsupported = 9,
+    /// The broker is shutting down.
+    ShuttingDown = 10,
+    /// Stored data failed its checks.
+    Corrupt = 11,
+    /// The consumer group does not exist.
+    UnknownGroup = 12,
+    /// A record batch or record failed validation (size, CRC, offsets).
+    InvalidRecord = 13,
+    /// The request is valid but cannot be done in the current state.
+    FailedPrecondition = 14,
+    /// A broker-wide limit refuses the request (for example `max.partitions`).
+    LimitExceeded = 15,
+    /// An unexpected failure inside the broker (disk IO, the metadata store, a task).
+    Internal = 16,
+}
+
+impl ErrorCode {
+    /// The stable number of this code.
+    pub fn number(self) -> u16 {
+        self as u16
+    }
+
+    /// The code's name in upper snake case, as logs and metrics show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "INVALID_ARGUMENT",
+            ErrorCode::UnknownTopic => "UNKNOWN_TOPIC",
+            ErrorCode::UnknownPartition => "UNKNOWN_PARTITION",
+            ErrorCode::TopicExists => "TOPIC_EXISTS",
+            ErrorCode::InvalidConfig => "INVALID_CONFIG",
+            ErrorCode::MessageTooLarge => "MESSAGE_TOO_LARGE",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::DiskFull => "DISK_FULL",
+            ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::ShuttingDown => "SHUTTING_DOWN",
+            ErrorCode::Corrupt => "CORRUPT",
+            ErrorCode::UnknownGroup => "UNKNOWN_GROUP",
+            ErrorCode::InvalidRecord => "INVALID_RECORD",
+            ErrorCode::FailedPrecondition => "FAILED_PRECONDITION",
+            ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error of a core operation: a stable code and a message for a person.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BrokerError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl BrokerError {
+    /// An error of `code` saying `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        BrokerError { code, message: message.into() }
+    }
+
+    /// What kind of failure this is.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message for a person.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// A malformed request.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        BrokerError::new(ErrorCode::InvalidArgument, message)
+    }
+
+    /// A topic that does not exist.
+    pub fn unknown_topic(topic: &str) -> Self {
+        BrokerError::new(ErrorCode::UnknownTopic, format!("topic '{topic}' does not exist"))
+    }
+}
+
+impl From<StorageError> for BrokerError {
+    fn from(e: StorageError) -> Self {
+        let code = match &e {
+            StorageError::UnknownTopic(topic) => return BrokerError::unknown_topic(topic),
+            StorageError::UnknownPartition { .. } => ErrorCode::UnknownPartition,
+            StorageError::TopicExists(_) => ErrorCode::TopicExists,
+            StorageError::InvalidTopicName { .. } => ErrorCode::InvalidArgument,
+            StorageError::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            StorageError::InvalidBatch(_) | StorageError::InvalidRecord(_) => ErrorCode::InvalidRecord,
+            StorageError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+            StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+            StorageError::DiskFull { .. } => ErrorCode::DiskFull,
+            StorageError::Unsupported(_) => ErrorCode::Unsupported,
+            StorageError::Closed(_) => ErrorCode::ShuttingDown,
+            StorageError::Corrupt { .. } => ErrorCode::Corrupt,
+            StorageError::Io { .. } => ErrorCode::Internal,
+        };
+        BrokerError::new(code, e.to_string())
+    }
+}
+
+impl From<MetaError> for BrokerError {
+    fn from(e: MetaError) -> Self {
+        BrokerError::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+impl From<BlockingError> for BrokerError {
+    fn from(e: BlockingError) -> Self {
+        BrokerError::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+impl From<LimiterClosed> for BrokerError {
+    fn from(e: LimiterClosed) -> Self {
+        BrokerError::new(ErrorCode::ShuttingDown, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_numbers() {
+        let expected = [
+            (ErrorCode::InvalidArgument, 1),
+            (ErrorCode::UnknownTopic, 2),
+            (ErrorCode::UnknownPartition, 3),
+            (ErrorCode::TopicExists, 4),
+            (ErrorCode::InvalidConfig, 5),
+            (ErrorCode::MessageTooLarge, 6),
+            (ErrorCode::OffsetOutOfRange, 7),
+            (ErrorCode::DiskFull, 8),
+            (ErrorCode::Unsupported, 9),
+            (ErrorCode::ShuttingDown, 10),
+            (ErrorCode::Corrupt, 11),
+            (ErrorCode::UnknownGroup, 12),
+            (ErrorCode::InvalidRecord, 13),
+            (ErrorCode::FailedPrecondition, 14),
+            (ErrorCode::LimitExceeded, 15),
+            (ErrorCode::Internal, 16),
+        ];
+        for (code, n) in expected {
+            assert_eq!(code.number(), n, "{code}");
+        }
+    }
+
+    #[test]
+    fn storage_errors_keep_their_message_and_get_their_code() {
+        let e = BrokerError::from(StorageError::OffsetOutOfRange {
+            topic: "t".into(),
+            partition: 0,
+            offset: 9,
+            start: 0,
+            end: 3,
+        });
+        assert_eq!(e.code(), ErrorCode::OffsetOutOfRange);
+        assert!(e.message().contains("0..3"), "{e}");
+        assert_eq!(BrokerError::from(StorageError::DiskFull { path: "/x".into() }).code(), ErrorCode::DiskFull);
+        let e = BrokerError::from(StorageError::UnknownTopic("orders".into()));
+        assert_eq!(e.code(), ErrorCode::UnknownTopic);
+        assert!(e.message().contains("'orders'"), "{e}");
+    }
+}

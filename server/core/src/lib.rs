@@ -1,0 +1,119 @@
+//! The protocol-neutral core of janusd: everything a face (gRPC today, Kafka next) needs, decided once.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`topics`] | the [`EngineSet`](topics::EngineSet) (the one place that names concrete engines), the crash-safe topic registry, per-topic state |
+//! | [`produce`] | routing, partitioning, validation, batching, appends, durability waits |
+//! | [`fetch`] | reads with tag filters, long-poll waits, positions, subscriptions |
+//! | [`groups`] | consumer groups: committed offsets and lag |
+//! | [`admin`] | topic administration |
+//! | [`maintenance`] | retention, compaction and lag passes the runtime schedules |
+//! | [`meta`] | the RocksDB metadata store |
+//! | [`limits`] | in-flight byte budgets and the bounded blocking pool |
+//! | [`metrics`] | what the core records |
+//! | [`error`] | [`BrokerError`] with stable numeric codes that each face maps to its own |
+//! | [`transfer`] | shipping a read's bytes to a socket (`sendfile`, `writev`): the `janus-transfer` crate |
+//!
+//! Faces hold a [`Core`] (cheap to clone), decode a request into the core's types, call one method and
+//! encode the answer. The core never sees a protocol type; engines never see the core.
+
+pub mod admin;
+pub mod error;
+pub mod fetch;
+pub mod groups;
+pub mod limits;
+pub mod maintenance;
+pub mod meta;
+pub mod metrics;
+pub mod produce;
+pub mod topics;
+
+/// Ship a [`janus_api::ReadSlice`] to a socket: `sendfile(2)` for file ranges, `writev(2)` for mapped regions.
+pub use janus_transfer as transfer;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+pub use error::{BrokerError, ErrorCode};
+pub use fetch::{FetchLimits, FetchRequest, FetchResult, Position, Subscription};
+pub use produce::{PartitionAppend, ProduceRequest};
+use tokio::sync::watch;
+
+use crate::limits::{BlockingPool, InflightLimiter};
+use crate::topics::{Registry, Topic};
+
+/// The handle every face holds: topics and engines, budgets, the blocking pool, the shutdown signal.
+#[derive(Clone)]
+pub struct Core {
+    registry: Arc<Registry>,
+    limiter: Arc<InflightLimiter>,
+    pool: BlockingPool,
+    fetch_limits: FetchLimits,
+    shutdown: watch::Receiver<bool>,
+    subscribe_buffered: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("fetch_limits", &self.fetch_limits).finish_non_exhaustive()
+    }
+}
+
+impl Core {
+    /// A core over an opened registry; `shutdown` turns true when the broker shuts down (long-polls answer,
+    /// subscriptions end).
+    pub fn new(
+        registry: Arc<Registry>,
+        limiter: Arc<InflightLimiter>,
+        pool: BlockingPool,
+        fetch_limits: FetchLimits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Core { registry, limiter, pool, fetch_limits, shutdown, subscribe_buffered: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The topic registry (for the runtime's background tasks).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The bounded pool engine calls run on.
+    pub fn pool(&self) -> &BlockingPool {
+        &self.pool
+    }
+
+    /// The in-flight byte budgets.
+    pub fn limiter(&self) -> &Arc<InflightLimiter> {
+        &self.limiter
+    }
+
+    /// Bytes a face has read ahead for subscriptions and not yet sent (faces add and subtract).
+    pub fn subscribe_buffered(&self) -> &Arc<AtomicU64> {
+        &self.subscribe_buffered
+    }
+
+    /// A receiver of the shutdown signal.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.clone()
+    }
+
+    /// Whether the broker is shutting down.
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A live topic (`UnknownTopic`, or `InvalidArgument` for an impossible name).
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
+        self.registry.topic(name)
+    }
+
+    /// Runs a blocking registry or engine call on the pool.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, BrokerError>
+    where
+        F: FnOnce(&Registry) -> Result<T, BrokerError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let registry = Arc::clone(&self.registry);
+        self.pool.run(move || f(&registry)).await?
+    }
+}

@@ -1,0 +1,104 @@
+//! The metrics the core records (through the process-wide `metrics` facade) and their descriptions; the
+//! runtime installs the Prometheus recorder and serves it. Names:
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `janus_messages_in_total`, `janus_bytes_in_total` | counter | `topic` |
+//! | `janus_messages_out_total`, `janus_bytes_out_total` | counter | `topic` |
+//! | `janus_request_duration_seconds` | histogram | `rpc`, `code` (recorded by the faces) |
+//! | `janus_flush_duration_seconds` | histogram | `engine` (time a `wait_durable` produce waited for the disk) |
+//! | `janus_disk_bytes` | gauge | `engine` (allocated bytes under the engine's directory) |
+//! | `janus_consumer_lag` | gauge | `group`, `topic`, `partition` |
+//! | `janus_inflight_bytes`, `janus_inflight_bytes_limit` | gauge | |
+//! | `janus_inflight_waits_total` | counter | |
+//! | `janus_subscribe_buffered_bytes` | gauge | |
+//! | `janus_retention_deleted_files_total`, `janus_retention_deleted_bytes_total` | counter | `engine` |
+//! | `janus_compacted_segments_total` | counter | |
+//! | `janus_topics` | gauge | |
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+/// Describes every metric to the installed recorder (call once after installing it).
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("janus_messages_in_total", "Messages appended, per topic");
+    describe_counter!("janus_bytes_in_total", "Record batch bytes appended, per topic");
+    describe_counter!("janus_messages_out_total", "Messages returned to consumers, per topic");
+    describe_counter!("janus_bytes_out_total", "Message bytes returned to consumers, per topic");
+    describe_histogram!("janus_request_duration_seconds", "gRPC request latency, per RPC and status code");
+    describe_histogram!("janus_flush_duration_seconds", "Time produce requests waited for the disk, per engine");
+    describe_gauge!("janus_disk_bytes", "Bytes allocated on disk, per engine");
+    describe_gauge!("janus_consumer_lag", "Log end offset minus committed offset, per group and partition");
+    describe_gauge!("janus_inflight_bytes", "Bytes held by in-flight requests");
+    describe_gauge!("janus_inflight_bytes_limit", "Broker-wide in-flight byte budget");
+    describe_counter!("janus_inflight_waits_total", "Requests that waited for in-flight byte budget");
+    describe_gauge!("janus_subscribe_buffered_bytes", "Bytes read for subscriptions and not yet taken by gRPC");
+    describe_gauge!("janus_topics", "Topics");
+}
+
+/// Counts produced messages and bytes.
+pub fn record_in(topic: &str, messages: u64, bytes: u64) {
+    counter!("janus_messages_in_total", "topic" => topic.to_string()).increment(messages);
+    counter!("janus_bytes_in_total", "topic" => topic.to_string()).increment(bytes);
+}
+
+/// Counts consumed messages and bytes.
+pub fn record_out(topic: &str, messages: u64, bytes: u64) {
+    counter!("janus_messages_out_total", "topic" => topic.to_string()).increment(messages);
+    counter!("janus_bytes_out_total", "topic" => topic.to_string()).increment(bytes);
+}
+
+/// Records how long a produce waited for its data to be durable.
+pub fn record_flush(engine: &'static str, elapsed: Duration) {
+    histogram!("janus_flush_duration_seconds", "engine" => engine).record(elapsed.as_secs_f64());
+}
+
+/// Sets the disk use of an engine.
+pub fn set_disk_bytes(engine: &'static str, bytes: u64) {
+    gauge!("janus_disk_bytes", "engine" => engine).set(bytes as f64);
+}
+
+/// Sets a group's lag on one partition.
+pub fn set_lag(group: &str, topic: &str, partition: u32, lag: i64) {
+    gauge!("janus_consumer_lag", "group" => group.to_string(), "topic" => topic.to_string(),
+        "partition" => partition.to_string())
+    .set(lag as f64);
+}
+
+/// Sets the in-flight byte gauge.
+pub fn set_inflight_bytes(bytes: u64) {
+    gauge!("janus_inflight_bytes").set(bytes as f64);
+}
+
+/// Sets the in-flight byte budget gauge.
+pub fn set_inflight_limit(bytes: u64) {
+    gauge!("janus_inflight_bytes_limit").set(bytes as f64);
+}
+
+/// Counts one wait for in-flight budget.
+pub fn inflight_wait() {
+    counter!("janus_inflight_waits_total").increment(1);
+}
+
+/// Adds to (or, negative, subtracts from) the subscription buffer gauge.
+pub fn add_subscribe_buffered(delta: f64) {
+    gauge!("janus_subscribe_buffered_bytes").increment(delta);
+}
+
+/// Counts what a retention pass deleted.
+pub fn record_retention(engine: &'static str, files: usize, bytes: u64) {
+    counter!("janus_retention_deleted_files_total", "engine" => engine).increment(files as u64);
+    counter!("janus_retention_deleted_bytes_total", "engine" => engine).increment(bytes);
+}
+
+/// Counts segments rewritten by compaction.
+pub fn record_compaction(segments: usize) {
+    counter!("janus_compacted_segments_total").increment(segments as u64);
+}
+
+/// Sets the topic count.
+pub fn set_topics(n: usize) {
+    gauge!("janus_topics").set(n as f64);
+}

@@ -1,0 +1,102 @@
+//! The gRPC face (`janus.v1`): [`admin`], [`producer`] and [`consumer`] services, plus health and server
+//! reflection (`v1` and `v1alpha`, so grpcurl before 1.9, Postman, evans and Python's `grpc_reflection`
+//! work). Each service decodes a request into the core's types ([`convert`]), calls one [`Core`] method
+//! and encodes the answer; errors become statuses in [`status`].
+
+pub mod admin;
+pub mod consumer;
+pub mod convert;
+pub mod producer;
+pub mod status;
+pub mod timer;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use janus_core::Core;
+use janus_proto::v1::admin_server::AdminServer;
+use janus_proto::v1::consumer_server::ConsumerServer;
+use janus_proto::v1::producer_server::ProducerServer;
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+
+use self::admin::AdminService;
+use self::consumer::ConsumerService;
+use self::producer::ProducerService;
+use crate::config::LimitsSection;
+use crate::runtime::face::Face;
+
+/// The gRPC face, configured by the broker's `[limits]`.
+#[derive(Debug)]
+pub struct GrpcFace {
+    limits: LimitsSection,
+}
+
+impl GrpcFace {
+    /// The face's name.
+    pub const NAME: &'static str = "gRPC";
+
+    /// A face applying `limits` (message size, concurrency, streams, subscription read-ahead).
+    pub fn new(limits: LimitsSection) -> Self {
+        GrpcFace { limits }
+    }
+}
+
+impl Face for GrpcFace {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn serve(
+        self: Box<Self>,
+        core: Core,
+        listener: TcpListener,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        Box::pin(serve(self.limits, core, listener))
+    }
+}
+
+async fn serve(limits: LimitsSection, core: Core, listener: TcpListener) -> Result<(), String> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AdminServer<AdminService>>().await;
+    health.set_serving::<ProducerServer<ProducerService>>().await;
+    health.set_serving::<ConsumerServer<ConsumerService>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(janus_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(|e| format!("reflection service: {e}"))?;
+    let reflection_v1alpha = reflection().build_v1alpha().map_err(|e| format!("reflection service: {e}"))?;
+
+    let max = limits.max_request_bytes;
+    let admin = AdminServer::new(AdminService::new(core.clone()));
+    let producer = ProducerServer::new(ProducerService::new(core.clone()));
+    let consumer = ConsumerServer::new(ConsumerService::new(core.clone(), limits.subscribe_buffer));
+    // Requests may come gzip- or zstd-compressed; responses are compressed when the client accepts it.
+    let (gzip, zstd) = (CompressionEncoding::Gzip, CompressionEncoding::Zstd);
+    let admin = admin.accept_compressed(gzip).accept_compressed(zstd).send_compressed(gzip).send_compressed(zstd);
+    let producer = producer.accept_compressed(gzip).accept_compressed(zstd).send_compressed(gzip).send_compressed(zstd);
+    let consumer = consumer.accept_compressed(gzip).accept_compressed(zstd).send_compressed(gzip).send_compressed(zstd);
+    let router = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .tcp_nodelay(true)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(admin.max_decoding_message_size(max))
+        .add_service(producer.max_decoding_message_size(max))
+        .add_service(consumer.max_decoding_message_size(max));
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let mut shutdown = core.shutdown_signal();
+    router
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+            health.set_not_serving::<AdminServer<AdminService>>().await;
+            health.set_not_serving::<ProducerServer<ProducerService>>().await;
+            health.set_not_serving::<ConsumerServer<ConsumerService>>().await;
+        })
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,69 @@
+//! `janus.v1.Producer`: Produce (unary) and ProduceStream (client streaming), each request handed to
+//! [`Core::produce`] with its encoded size for the in-flight budgets.
+
+use janus_core::{Core, ProduceRequest};
+use janus_proto::v1;
+use janus_proto::v1::producer_server::Producer;
+use prost::Message as _;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{new_record, partition_append};
+use super::status::to_status;
+use super::timer::RpcTimer;
+
+/// The Producer service.
+pub struct ProducerService {
+    core: Core,
+}
+
+impl ProducerService {
+    /// A service over `core`.
+    pub fn new(core: Core) -> Self {
+        ProducerService { core }
+    }
+
+    async fn produce_one(
+        &self,
+        connection: Option<std::net::SocketAddr>,
+        req: v1::ProduceRequest,
+    ) -> Result<v1::ProduceResponse, Status> {
+        let size = req.encoded_len();
+        let req = ProduceRequest {
+            topic: req.topic,
+            partition: req.partition,
+            messages: req.messages.into_iter().map(new_record).collect(),
+            wait_durable: req.wait_durable,
+        };
+        let appends = self.core.produce(connection, size, req).await.map_err(to_status)?;
+        Ok(v1::ProduceResponse { appends: appends.into_iter().map(partition_append).collect() })
+    }
+}
+
+#[tonic::async_trait]
+impl Producer for ProducerService {
+    async fn produce(&self, request: Request<v1::ProduceRequest>) -> Result<Response<v1::ProduceResponse>, Status> {
+        let timer = RpcTimer::start("Produce");
+        let connection = request.remote_addr();
+        timer.finish(self.produce_one(connection, request.into_inner()).await).map(Response::new)
+    }
+
+    async fn produce_stream(
+        &self,
+        request: Request<Streaming<v1::ProduceRequest>>,
+    ) -> Result<Response<v1::ProduceResponse>, Status> {
+        let timer = RpcTimer::start("ProduceStream");
+        let connection = request.remote_addr();
+        let mut stream = request.into_inner();
+        let result = async {
+            let mut appends = Vec::new();
+            // One request at a time: the next is read from the stream only when this one is done, so HTTP/2
+            // flow control holds back a client that sends faster than the disk takes it.
+            while let Some(req) = stream.message().await? {
+                appends.extend(self.produce_one(connection, req).await?.appends);
+            }
+            Ok(v1::ProduceResponse { appends })
+        }
+        .await;
+        timer.finish(result).map(Response::new)
+    }
+}
