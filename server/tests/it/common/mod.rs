@@ -1,8 +1,6 @@
 //! Shared helpers of the server's integration tests: brokers on 127.0.0.1 port 0 with temp data dirs,
 //! small engine files, and the generated tonic clients.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;

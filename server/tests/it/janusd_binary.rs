@@ -2,15 +2,13 @@
 //! serves, exits cleanly on SIGTERM (and SIGINT) with the engines' clean-shutdown markers written, and a
 //! restart serves the same data. Bad configuration makes it exit with an error naming the key.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use janus_proto::v1;
 
 struct Janusd {

@@ -1,11 +1,9 @@
 //! Consuming: long-poll Fetch wakes on new data, Subscribe streams and stays bounded under a slow reader,
 //! tag filters on both engines, key partitioning, and consumer-group offsets.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use janus_proto::v1;
 use janus_proto::v1::position::At;
 use janus_server::partitioner::partition_for_key;

@@ -1,11 +1,9 @@
 //! The `janus` CLI end to end, driven in-process through `janus_client::cli::run` against a broker:
 //! a tour of every command on one topic of each engine, and the errors a person must be able to act on.
 
-mod e2e_common;
-
 use std::io::Cursor;
 
-use e2e_common::start;
+use crate::e2e_common::start;
 use janus_client::cli::{self, CliError};
 use janus_client::partitioner::partition_for_key;
 

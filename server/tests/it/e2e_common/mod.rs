@@ -1,8 +1,6 @@
 //! Helpers of the end-to-end tests (`e2e_*.rs`): a broker in-process on 127.0.0.1 port 0 with a temp
 //! data dir (small engine files), or the real `janusd` binary as a child process; and the client library.
 
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,11 +1,9 @@
 //! Bounded memory under load (a tiny in-flight budget: every produce completes, the budget is never
 //! exceeded, producers wait), and the Prometheus endpoint after traffic.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use janus_proto::v1;
 
 #[tokio::test]

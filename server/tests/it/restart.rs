@@ -3,11 +3,9 @@
 //! crash interrupted (their `creating` / `deleting` records, written here while the broker is down, with
 //! the engine files they had made) are rolled back / finished.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use janus_api::{Engine, NewRecord, RecordBatch, TopicPartition, TopicSpec};
 use janus_commitlog::CommitLogEngine;
 use janus_proto::v1;
