@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use janus_client::partitioner::partition_for_key;
 use janus_proto::v1;
 use janus_proto::v1::position::At;
-use janus_server::partitioner::partition_for_key;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
