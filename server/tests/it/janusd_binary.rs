@@ -2,53 +2,32 @@
 //! serves, exits cleanly on SIGTERM (and SIGINT) with the engines' clean-shutdown markers written, and a
 //! restart serves the same data. Bad configuration makes it exit with an error naming the key.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::e2e_common::{Janusd, janusd_command};
 use janus_proto::v1;
 
-struct Janusd {
-    child: Child,
-    grpc: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Drop for Janusd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `janusd` with the engine sizes of [`config`], `RUST_LOG=info`, stderr kept, and `env` set; its listening
+/// line must be the first line on stdout.
 fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Janusd {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_janusd"));
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .args(["--set", "commitlog.file_bytes=1048576", "--set", "commitlog.index_slots=1024"])
-        .args(["--set", "commitlog.index_entries=4096", "--set", "segment.index_bytes=65536"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let sets = [
+        "commitlog.file_bytes=1048576",
+        "commitlog.index_slots=1024",
+        "commitlog.index_entries=4096",
+        "segment.index_bytes=65536",
+    ];
+    let mut cmd = janusd_command(data_dir, &sets);
+    cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("janusd starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(120)).expect("janusd prints its listening line");
-    let rest = line.strip_prefix("janusd listening grpc=").unwrap_or_else(|| panic!("unexpected line: {line}"));
-    let (grpc, metrics) = rest.split_once(" metrics=").unwrap();
-    Janusd { child, grpc: grpc.parse().unwrap(), metrics: metrics.parse().unwrap() }
+    let janusd = Janusd::start(&mut cmd, Duration::from_secs(120));
+    assert!(janusd.before_listening.is_empty(), "unexpected line: {:?}", janusd.before_listening);
+    janusd
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -143,13 +122,7 @@ fn janusd_refuses_bad_configuration_naming_the_key() {
         (("JANUS_LIMITS__NOPE", "1"), "nope"),
         (("JANUS_TOPIC_DEFAULTS__RETENTION_MS", "-7"), "topic_defaults.retention_ms"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_janusd"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-            .env(env.0, env.1)
-            .output()
-            .unwrap();
+        let out = janusd_command(dir.path(), &[]).env(env.0, env.1).output().unwrap();
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(key), "{stderr}");

@@ -1,28 +1,22 @@
-//! Helpers of the end-to-end tests (`e2e_*.rs`): a broker in-process on 127.0.0.1 port 0 with a temp
-//! data dir (small engine files), or the real `janusd` binary as a child process; and the client library.
+//! Helpers of the end-to-end tests (`e2e_*`, `janusd_binary`): a broker in-process on 127.0.0.1 port 0
+//! with a temp data dir (engine files sized for the 100,000-message runs), or the real `janusd` binary as a
+//! child process; and the client library.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use janus_client::{Client, Engine, NewTopic};
 use janus_server::{Broker, BrokerConfig};
 
-/// A broker config for tests: loopback port 0 for both listeners, small engine files.
-#[allow(clippy::field_reassign_with_default)]
+/// A broker config for the end-to-end tests: [`crate::common::config`] with larger commitlog files and index.
 pub fn config(data_dir: &Path) -> BrokerConfig {
-    let mut c = BrokerConfig::default();
-    c.data_dir = data_dir.to_path_buf();
-    c.grpc_addr = "127.0.0.1:0".parse().unwrap();
-    c.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    let mut c = crate::common::config(data_dir);
     c.commitlog.file_bytes = 8 << 20;
     c.commitlog.consumequeue_file_entries = 16 * 1024;
-    c.commitlog.index_slots = 1024;
     c.commitlog.index_entries = 64 * 1024;
-    c.segment.index_bytes = 64 * 1024;
-    c.shutdown_timeout_ms = 10_000;
     c
 }
 
@@ -42,28 +36,55 @@ pub async fn create(client: &Client, name: &str, engine: Engine, partitions: u32
     client.create_topic(&spec).await.unwrap_or_else(|e| panic!("create {name}: {e}"));
 }
 
-/// The real `janusd` as a child process; killed (SIGKILL) on drop.
+/// The engine sizes `janusd` gets in the end-to-end tests, as `--set` values: those of [`config`] but
+/// `commitlog.consumequeue_file_entries` (left at its default).
+pub const E2E_SETS: &[&str] = &[
+    "commitlog.file_bytes=8388608",
+    "commitlog.index_slots=1024",
+    "commitlog.index_entries=65536",
+    "segment.index_bytes=65536",
+];
+
+/// A `janusd` command on `data_dir` with loopback port-0 listeners, each of `sets` as a `--set` flag,
+/// and stdout piped (for [`Janusd::start`]). Environment and stderr are the caller's to set.
+pub fn janusd_command(data_dir: &Path, sets: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_janusd"));
+    cmd.arg("--data-dir").arg(data_dir).args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
+    for set in sets {
+        cmd.arg("--set").arg(set);
+    }
+    cmd.stdout(Stdio::piped());
+    cmd
+}
+
+/// The real `janusd` as a child process; killed (SIGKILL) and reaped on drop.
 pub struct Janusd {
     /// The process.
     pub child: Child,
     /// Its gRPC address.
     pub grpc: SocketAddr,
+    /// Its metrics address.
+    pub metrics: SocketAddr,
+    /// The lines it printed on stdout before its listening line.
+    pub before_listening: Vec<String>,
 }
 
 impl Janusd {
-    /// Starts `janusd` on `data_dir` with loopback port-0 listeners and waits for its listening line.
+    /// Starts `janusd` on `data_dir` with loopback port-0 listeners and the [`E2E_SETS`] engine sizes,
+    /// stderr discarded, and waits for its listening line.
     pub fn spawn(data_dir: &Path) -> Janusd {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_janusd"));
-        cmd.arg("--data-dir")
-            .arg(data_dir)
-            .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-            .args(["--set", "commitlog.file_bytes=8388608", "--set", "commitlog.index_slots=1024"])
-            .args(["--set", "commitlog.index_entries=65536", "--set", "segment.index_bytes=65536"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        let mut cmd = janusd_command(data_dir, E2E_SETS);
+        cmd.stderr(Stdio::null());
+        Janusd::start(&mut cmd, Duration::from_secs(60))
+    }
+
+    /// Spawns `cmd` (from [`janusd_command`]) and waits up to `wait` for its listening line
+    /// (`janusd listening grpc=<addr> metrics=<addr>`) on stdout.
+    pub fn start(cmd: &mut Command, wait: Duration) -> Janusd {
         let child = cmd.spawn().expect("janusd starts");
         // Owned by the guard at once, so it is killed and reaped whatever happens next.
-        let mut janusd = Janusd { child, grpc: SocketAddr::from(([127, 0, 0, 1], 0)) };
+        let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut janusd = Janusd { child, grpc: unknown, metrics: unknown, before_listening: Vec::new() };
         let stdout = janusd.child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -71,14 +92,17 @@ impl Janusd {
                 let _ = tx.send(line);
             }
         });
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + wait;
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).expect("janusd prints its listening line");
-            if let Some(rest) = line.split("janusd listening grpc=").nth(1) {
-                janusd.grpc = rest.split_whitespace().next().expect("an address").parse().expect("a socket address");
+            if let Some(rest) = line.strip_prefix("janusd listening grpc=") {
+                let (grpc, metrics) = rest.split_once(" metrics=").unwrap_or_else(|| panic!("unexpected line: {line}"));
+                janusd.grpc = grpc.parse().expect("a socket address");
+                janusd.metrics = metrics.parse().expect("a socket address");
                 return janusd;
             }
+            janusd.before_listening.push(line);
         }
     }
 
