@@ -66,14 +66,7 @@ async fn janusd_serves_stops_on_sigterm_and_restarts_with_the_same_data() {
         for topic in ["durable", "durable-cl"] {
             produce(&mut c, topic, Some(0), vec![msg(None, "kept across restarts")]).await;
         }
-        c.consumer
-            .commit_offsets(v1::CommitOffsetsRequest {
-                group: "bin".into(),
-                topic: "durable".into(),
-                offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-            })
-            .await
-            .unwrap();
+        commit_offsets(&mut c, "bin", "durable", &[(0, 1)]).await;
         assert!(scrape(j.metrics).await.contains("janus_messages_in_total"));
         // Health and reflection are served.
         let mut health = tonic_health::pb::health_client::HealthClient::new(
@@ -102,13 +95,7 @@ async fn janusd_serves_stops_on_sigterm_and_restarts_with_the_same_data() {
         for topic in ["durable", "durable-cl"] {
             assert_eq!(values(&fetch(&mut c, topic, 0, 0).await.unwrap()), vec!["kept across restarts"]);
         }
-        let o = c
-            .consumer
-            .fetch_offsets(v1::FetchOffsetsRequest { group: "bin".into(), topic: "durable".into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(o.offsets, vec![v1::PartitionOffset { partition: 0, offset: 1 }]);
+        assert_eq!(fetch_offsets(&mut c, "bin", "durable").await, partition_offsets(&[(0, 1)]));
     }
     signal(&j.child, "INT");
     let (status, stderr) = wait_exit(j).await;
@@ -147,14 +134,7 @@ async fn acknowledged_data_topics_and_offsets_survive_sigkill() {
                 })
                 .await
                 .unwrap();
-            c.consumer
-                .commit_offsets(v1::CommitOffsetsRequest {
-                    group: "crashers".into(),
-                    topic: topic.into(),
-                    offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-                })
-                .await
-                .unwrap();
+            commit_offsets(&mut c, "crashers", topic, &[(0, 1)]).await;
         }
     }
     signal(&j.child, "KILL");
@@ -166,13 +146,7 @@ async fn acknowledged_data_topics_and_offsets_survive_sigkill() {
     let mut c = connect(j.grpc).await;
     for topic in ["crash-seg", "crash-cl"] {
         assert_eq!(values(&fetch(&mut c, topic, 0, 0).await.unwrap()), vec!["acked-1", "acked-2"], "{topic}");
-        let o = c
-            .consumer
-            .fetch_offsets(v1::FetchOffsetsRequest { group: "crashers".into(), topic: topic.into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(o.offsets, vec![v1::PartitionOffset { partition: 0, offset: 1 }], "{topic}");
+        assert_eq!(fetch_offsets(&mut c, "crashers", topic).await, partition_offsets(&[(0, 1)]), "{topic}");
     }
     signal(&j.child, "TERM");
     let (status, stderr) = wait_exit(j).await;

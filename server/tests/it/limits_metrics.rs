@@ -68,14 +68,7 @@ async fn the_metrics_endpoint_serves_every_family_after_traffic() {
         .unwrap();
     let r = fetch(&mut c, "metered", 0, 0).await.unwrap();
     assert_eq!(r.messages.len(), 2);
-    c.consumer
-        .commit_offsets(v1::CommitOffsetsRequest {
-            group: "watchers".into(),
-            topic: "metered".into(),
-            offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-        })
-        .await
-        .unwrap();
+    commit_offsets(&mut c, "watchers", "metered", &[(0, 1)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let text = scrape(broker.metrics_addr()).await;
     for name in [
