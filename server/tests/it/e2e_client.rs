@@ -1,13 +1,11 @@
 //! The client library's features against a real broker: send modes, compression, back-pressure, fetch
 //! mode, tag filters, timestamps, admin calls, and errors that keep the gRPC code and the broker's words.
 
-mod e2e_common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use e2e_common::{create, start};
+use crate::e2e_common::{create, start};
 use janus_client::{
     Client, ClientError, ClientOptions, Code, Compression, ConsumerConfig, Engine, FetchMode, Position, ProducerConfig,
     ProducerRecord, SendMode,

@@ -2,13 +2,11 @@
 //! `wait_durable`, `janusd` is killed with SIGKILL mid-stream, and after a restart every acknowledged message
 //! is there, at the offset it was acknowledged with.
 
-mod e2e_common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e_common::{Janusd, create};
+use crate::e2e_common::{Janusd, create};
 use janus_client::{Client, ConsumerConfig, Engine, ProducerConfig, ProducerRecord};
 
 /// (partition, offset) -> value of every acknowledged message.

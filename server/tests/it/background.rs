@@ -1,12 +1,10 @@
 //! The background tasks: retention (both engines, every `retention_check_interval_ms`) deletes old segments,
 //! and compaction keeps the newest record per key of a `compact` segment topic.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use janus_proto::v1;
 
 async fn log_start(c: &mut Clients, topic: &str) -> i64 {

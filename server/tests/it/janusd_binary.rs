@@ -2,55 +2,32 @@
 //! serves, exits cleanly on SIGTERM (and SIGINT) with the engines' clean-shutdown markers written, and a
 //! restart serves the same data. Bad configuration makes it exit with an error naming the key.
 
-mod common;
-
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
+use crate::e2e_common::{Janusd, janusd_command};
 use janus_proto::v1;
 
-struct Janusd {
-    child: Child,
-    grpc: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Drop for Janusd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// `janusd` with the engine sizes of [`config`], `RUST_LOG=info`, stderr kept, and `env` set; its listening
+/// line must be the first line on stdout.
 fn spawn(data_dir: &Path, env: &[(&str, &str)]) -> Janusd {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_janusd"));
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-        .args(["--set", "commitlog.file_bytes=1048576", "--set", "commitlog.index_slots=1024"])
-        .args(["--set", "commitlog.index_entries=4096", "--set", "segment.index_bytes=65536"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let sets = [
+        "commitlog.file_bytes=1048576",
+        "commitlog.index_slots=1024",
+        "commitlog.index_entries=4096",
+        "segment.index_bytes=65536",
+    ];
+    let mut cmd = janusd_command(data_dir, &sets);
+    cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("janusd starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(120)).expect("janusd prints its listening line");
-    let rest = line.strip_prefix("janusd listening grpc=").unwrap_or_else(|| panic!("unexpected line: {line}"));
-    let (grpc, metrics) = rest.split_once(" metrics=").unwrap();
-    Janusd { child, grpc: grpc.parse().unwrap(), metrics: metrics.parse().unwrap() }
+    let janusd = Janusd::start(&mut cmd, Duration::from_secs(120));
+    assert!(janusd.before_listening.is_empty(), "unexpected line: {:?}", janusd.before_listening);
+    janusd
 }
 
 fn signal(child: &Child, sig: &str) {
@@ -89,14 +66,7 @@ async fn janusd_serves_stops_on_sigterm_and_restarts_with_the_same_data() {
         for topic in ["durable", "durable-cl"] {
             produce(&mut c, topic, Some(0), vec![msg(None, "kept across restarts")]).await;
         }
-        c.consumer
-            .commit_offsets(v1::CommitOffsetsRequest {
-                group: "bin".into(),
-                topic: "durable".into(),
-                offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-            })
-            .await
-            .unwrap();
+        commit_offsets(&mut c, "bin", "durable", &[(0, 1)]).await;
         assert!(scrape(j.metrics).await.contains("janus_messages_in_total"));
         // Health and reflection are served.
         let mut health = tonic_health::pb::health_client::HealthClient::new(
@@ -125,13 +95,7 @@ async fn janusd_serves_stops_on_sigterm_and_restarts_with_the_same_data() {
         for topic in ["durable", "durable-cl"] {
             assert_eq!(values(&fetch(&mut c, topic, 0, 0).await.unwrap()), vec!["kept across restarts"]);
         }
-        let o = c
-            .consumer
-            .fetch_offsets(v1::FetchOffsetsRequest { group: "bin".into(), topic: "durable".into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(o.offsets, vec![v1::PartitionOffset { partition: 0, offset: 1 }]);
+        assert_eq!(fetch_offsets(&mut c, "bin", "durable").await, partition_offsets(&[(0, 1)]));
     }
     signal(&j.child, "INT");
     let (status, stderr) = wait_exit(j).await;
@@ -145,13 +109,7 @@ fn janusd_refuses_bad_configuration_naming_the_key() {
         (("JANUS_LIMITS__NOPE", "1"), "nope"),
         (("JANUS_TOPIC_DEFAULTS__RETENTION_MS", "-7"), "topic_defaults.retention_ms"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_janusd"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
-            .env(env.0, env.1)
-            .output()
-            .unwrap();
+        let out = janusd_command(dir.path(), &[]).env(env.0, env.1).output().unwrap();
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(key), "{stderr}");
@@ -176,14 +134,7 @@ async fn acknowledged_data_topics_and_offsets_survive_sigkill() {
                 })
                 .await
                 .unwrap();
-            c.consumer
-                .commit_offsets(v1::CommitOffsetsRequest {
-                    group: "crashers".into(),
-                    topic: topic.into(),
-                    offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-                })
-                .await
-                .unwrap();
+            commit_offsets(&mut c, "crashers", topic, &[(0, 1)]).await;
         }
     }
     signal(&j.child, "KILL");
@@ -195,13 +146,7 @@ async fn acknowledged_data_topics_and_offsets_survive_sigkill() {
     let mut c = connect(j.grpc).await;
     for topic in ["crash-seg", "crash-cl"] {
         assert_eq!(values(&fetch(&mut c, topic, 0, 0).await.unwrap()), vec!["acked-1", "acked-2"], "{topic}");
-        let o = c
-            .consumer
-            .fetch_offsets(v1::FetchOffsetsRequest { group: "crashers".into(), topic: topic.into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(o.offsets, vec![v1::PartitionOffset { partition: 0, offset: 1 }], "{topic}");
+        assert_eq!(fetch_offsets(&mut c, "crashers", topic).await, partition_offsets(&[(0, 1)]), "{topic}");
     }
     signal(&j.child, "TERM");
     let (status, stderr) = wait_exit(j).await;

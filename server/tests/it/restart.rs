@@ -3,11 +3,9 @@
 //! crash interrupted (their `creating` / `deleting` records, written here while the broker is down, with
 //! the engine files they had made) are rolled back / finished.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use janus_api::{EngineKind, NewRecord, RecordBatch, TopicPartition, TopicSpec};
 use janus_core::topics::EngineSet;
 use janus_proto::v1;
@@ -22,14 +20,7 @@ async fn topics_configs_data_and_offsets_survive_a_restart() {
         create(&mut c, "cl", v1::Engine::Commitlog, 1, &[("flush.policy", "sync")]).await;
         for topic in ["seg", "cl"] {
             produce(&mut c, topic, Some(0), vec![msg(None, "one"), msg(None, "two")]).await;
-            c.consumer
-                .commit_offsets(v1::CommitOffsetsRequest {
-                    group: "survivors".into(),
-                    topic: topic.into(),
-                    offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-                })
-                .await
-                .unwrap();
+            commit_offsets(&mut c, "survivors", topic, &[(0, 1)]).await;
         }
         c.admin
             .alter_topic_config(v1::AlterTopicConfigRequest {
@@ -55,13 +46,7 @@ async fn topics_configs_data_and_offsets_survive_a_restart() {
     assert_eq!(cl.topic.unwrap().configs["flush.policy"], "sync");
     for topic in ["seg", "cl"] {
         assert_eq!(values(&fetch(&mut c, topic, 0, 0).await.unwrap()), vec!["one", "two"]);
-        let o = c
-            .consumer
-            .fetch_offsets(v1::FetchOffsetsRequest { group: "survivors".into(), topic: topic.into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(o.offsets, vec![v1::PartitionOffset { partition: 0, offset: 1 }]);
+        assert_eq!(fetch_offsets(&mut c, "survivors", topic).await, partition_offsets(&[(0, 1)]));
         // Appends continue after the old offsets.
         let r = produce(&mut c, topic, Some(0), vec![msg(None, "three")]).await;
         assert_eq!(r.appends[0].base_offset, 2);

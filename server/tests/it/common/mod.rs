@@ -1,8 +1,6 @@
 //! Shared helpers of the server's integration tests: brokers on 127.0.0.1 port 0 with temp data dirs,
 //! small engine files, and the generated tonic clients.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -108,6 +106,33 @@ pub async fn fetch(
 
 pub fn values(r: &v1::FetchResponse) -> Vec<String> {
     r.messages.iter().map(|m| String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into_owned()).collect()
+}
+
+/// `(partition, offset)` pairs as the API's partition offsets.
+pub fn partition_offsets(o: &[(u32, i64)]) -> Vec<v1::PartitionOffset> {
+    o.iter().map(|(p, o)| v1::PartitionOffset { partition: *p, offset: *o }).collect()
+}
+
+/// Commits `offsets` (`(partition, offset)` pairs) of `topic` for `group`.
+pub async fn commit_offsets(c: &mut Clients, group: &str, topic: &str, offsets: &[(u32, i64)]) {
+    c.consumer
+        .commit_offsets(v1::CommitOffsetsRequest {
+            group: group.into(),
+            topic: topic.into(),
+            offsets: partition_offsets(offsets),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("commit offsets of {group} on {topic}: {e}"));
+}
+
+/// The offsets `group` committed on `topic`.
+pub async fn fetch_offsets(c: &mut Clients, group: &str, topic: &str) -> Vec<v1::PartitionOffset> {
+    c.consumer
+        .fetch_offsets(v1::FetchOffsetsRequest { group: group.into(), topic: topic.into() })
+        .await
+        .unwrap_or_else(|e| panic!("fetch offsets of {group} on {topic}: {e}"))
+        .into_inner()
+        .offsets
 }
 
 /// GETs the metrics endpoint and returns the body.

@@ -1,11 +1,9 @@
 //! The `janus` CLI end to end, driven in-process through `janus_client::cli::run` against a broker:
 //! a tour of every command on one topic of each engine, and the errors a person must be able to act on.
 
-mod e2e_common;
-
 use std::io::Cursor;
 
-use e2e_common::start;
+use crate::e2e_common::start;
 use janus_client::cli::{self, CliError};
 use janus_client::partitioner::partition_for_key;
 
@@ -165,8 +163,11 @@ async fn cli_errors_are_clear() {
     let (r, out, _) = janus(url, &["--help"], "").await;
     assert!(r.is_ok() && out.contains("Usage"), "{out}");
 
-    // Broker down / bad URL.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // Broker down / bad URL. The port stays bound (without listening, so connections are refused) until the
+    // test ends: released, it could be taken by the listener of another test of this process meanwhile.
+    let unused = tokio::net::TcpSocket::new_v4().unwrap();
+    unused.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = unused.local_addr().unwrap().port();
     let down = format!("http://127.0.0.1:{port}");
     let (r, _, _) = janus(&down, &["topic", "list"], "").await;
     let text = r.unwrap_err().to_string();

@@ -2,12 +2,10 @@
 //! message), OUT_OF_RANGE (with the valid range), ALREADY_EXISTS, and RESOURCE_EXHAUSTED on a really full
 //! disk (a small tmpfs mounted over the segment engine's directory) while reads keep working.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use janus_proto::v1;
 use tonic::Code;
 

@@ -2,12 +2,10 @@
 //! order per partition with a group (committing half way and at the end), restart the broker, and resume
 //! from the committed offsets: nothing is delivered twice and nothing is missing.
 
-mod e2e_common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use e2e_common::{create, start};
+use crate::e2e_common::{create, start};
 use janus_client::{Client, ConsumerConfig, Engine, ProducerConfig, ProducerRecord};
 
 const MESSAGES: u64 = 100_000;

@@ -1,11 +1,9 @@
 //! Bounded memory under load (a tiny in-flight budget: every produce completes, the budget is never
 //! exceeded, producers wait), and the Prometheus endpoint after traffic.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use janus_proto::v1;
 
 #[tokio::test]
@@ -70,14 +68,7 @@ async fn the_metrics_endpoint_serves_every_family_after_traffic() {
         .unwrap();
     let r = fetch(&mut c, "metered", 0, 0).await.unwrap();
     assert_eq!(r.messages.len(), 2);
-    c.consumer
-        .commit_offsets(v1::CommitOffsetsRequest {
-            group: "watchers".into(),
-            topic: "metered".into(),
-            offsets: vec![v1::PartitionOffset { partition: 0, offset: 1 }],
-        })
-        .await
-        .unwrap();
+    commit_offsets(&mut c, "watchers", "metered", &[(0, 1)]).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let text = scrape(broker.metrics_addr()).await;
     for name in [

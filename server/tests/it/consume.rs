@@ -1,11 +1,9 @@
 //! Consuming: long-poll Fetch wakes on new data, Subscribe streams and stays bounded under a slow reader,
 //! tag filters on both engines, key partitioning, and consumer-group offsets.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use janus_client::partitioner::partition_for_key;
 use janus_proto::v1;
 use janus_proto::v1::position::At;
@@ -222,22 +220,8 @@ async fn group_offsets_commit_fetch_reset_describe() {
     create(&mut c, "g-topic", v1::Engine::Commitlog, 2, &[]).await;
     produce(&mut c, "g-topic", Some(0), (0..5).map(|i| msg(None, &i.to_string())).collect()).await;
     produce(&mut c, "g-topic", Some(1), (0..3).map(|i| msg(None, &i.to_string())).collect()).await;
-    let offsets = |o: &[(u32, i64)]| o.iter().map(|(p, o)| v1::PartitionOffset { partition: *p, offset: *o }).collect();
-    c.consumer
-        .commit_offsets(v1::CommitOffsetsRequest {
-            group: "g1".into(),
-            topic: "g-topic".into(),
-            offsets: offsets(&[(0, 2)]),
-        })
-        .await
-        .unwrap();
-    let got = c
-        .consumer
-        .fetch_offsets(v1::FetchOffsetsRequest { group: "g1".into(), topic: "g-topic".into() })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(got.offsets, offsets(&[(0, 2)]));
+    commit_offsets(&mut c, "g1", "g-topic", &[(0, 2)]).await;
+    assert_eq!(fetch_offsets(&mut c, "g1", "g-topic").await, partition_offsets(&[(0, 2)]));
     let d = c.consumer.describe_group(v1::DescribeGroupRequest { group: "g1".into() }).await.unwrap().into_inner();
     assert_eq!(d.group, "g1");
     assert_eq!(d.partitions.len(), 1);
@@ -253,7 +237,7 @@ async fn group_offsets_commit_fetch_reset_describe() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(reset.offsets, offsets(&[(0, 5), (1, 3)]));
+    assert_eq!(reset.offsets, partition_offsets(&[(0, 5), (1, 3)]));
     let reset = c
         .consumer
         .reset_offsets(v1::ResetOffsetsRequest {
@@ -265,7 +249,7 @@ async fn group_offsets_commit_fetch_reset_describe() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(reset.offsets, offsets(&[(1, 0)]));
+    assert_eq!(reset.offsets, partition_offsets(&[(1, 0)]));
     let e = c
         .consumer
         .reset_offsets(v1::ResetOffsetsRequest {
@@ -283,7 +267,7 @@ async fn group_offsets_commit_fetch_reset_describe() {
         .commit_offsets(v1::CommitOffsetsRequest {
             group: "".into(),
             topic: "g-topic".into(),
-            offsets: offsets(&[(0, 1)]),
+            offsets: partition_offsets(&[(0, 1)]),
         })
         .await
         .unwrap_err();

@@ -1,0 +1,104 @@
+//! What the redesign added at the broker's surface: server reflection in both versions older and newer
+//! tools speak, the broker-wide `max.partitions` budget, and the stable numeric error code every gRPC
+//! error carries.
+
+use janus_proto::v1;
+use tonic::Code;
+use tonic_reflection::pb::{v1 as reflection_v1, v1alpha as reflection_v1alpha};
+
+use crate::common::*;
+
+/// The services a reflection `list_services` call names, through either protocol version.
+macro_rules! list_services {
+    ($module:ident, $addr:expr) => {{
+        use $module::server_reflection_client::ServerReflectionClient;
+        use $module::server_reflection_request::MessageRequest;
+        use $module::server_reflection_response::MessageResponse;
+        let channel =
+            tonic::transport::Endpoint::from_shared(format!("http://{}", $addr)).unwrap().connect().await.unwrap();
+        let mut client = ServerReflectionClient::new(channel);
+        let request = $module::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut responses =
+            client.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+        let response = responses.message().await.unwrap().expect("one reflection response");
+        match response.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => {
+                list.service.into_iter().map(|s| s.name).collect::<Vec<String>>()
+            }
+            other => panic!("unexpected reflection answer: {other:?}"),
+        }
+    }};
+}
+
+#[tokio::test]
+async fn reflection_answers_in_v1_and_v1alpha() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _c) = start(config(dir.path())).await;
+    let addr = broker.grpc_addr();
+    for services in [list_services!(reflection_v1, addr), list_services!(reflection_v1alpha, addr)] {
+        for wanted in ["janus.v1.Admin", "janus.v1.Producer", "janus.v1.Consumer", "grpc.health.v1.Health"] {
+            assert!(services.iter().any(|s| s == wanted), "{wanted} missing from {services:?}");
+        }
+    }
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_partition_budget_is_broker_wide() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.max_partitions = 6;
+    let (broker, mut c) = start(cfg).await;
+    create(&mut c, "a", v1::Engine::Segment, 4, &[]).await;
+    let refused = |engine: v1::Engine, partitions: u32| v1::CreateTopicRequest {
+        name: "b".into(),
+        engine: engine as i32,
+        partitions,
+        configs: Default::default(),
+    };
+    for engine in [v1::Engine::Segment, v1::Engine::Commitlog] {
+        let e = c.admin.create_topic(refused(engine, 3)).await.unwrap_err();
+        assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+        assert!(e.message().contains("max.partitions = 6") && e.message().contains("4 in use"), "{}", e.message());
+        assert_eq!(e.metadata().get("janus-error-code").and_then(|v| v.to_str().ok()), Some("15"));
+    }
+    // Nothing was made for the refused topic, and the budget's rest is usable.
+    assert!(!dir.path().join("segment/b-0").exists());
+    create(&mut c, "b", v1::Engine::Commitlog, 2, &[]).await;
+    // Deleting a topic gives its partitions back.
+    c.admin.delete_topic(v1::DeleteTopicRequest { name: "a".into() }).await.unwrap();
+    create(&mut c, "c", v1::Engine::Segment, 4, &[]).await;
+    let names: Vec<String> = c
+        .admin
+        .list_topics(v1::ListTopicsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .topics
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, vec!["b", "c"]);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_carry_their_stable_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, mut c) = start(config(dir.path())).await;
+    create(&mut c, "t", v1::Engine::Segment, 1, &[]).await;
+    let code =
+        |s: &tonic::Status| s.metadata().get("janus-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let e = fetch(&mut c, "nope", 0, 0).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::NotFound, Some("2")));
+    let e = fetch(&mut c, "t", 3, 0).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::NotFound, Some("3")));
+    let e = fetch(&mut c, "t", 0, 99).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::OutOfRange, Some("7")));
+    let e = c.consumer.describe_group(v1::DescribeGroupRequest { group: "ghosts".into() }).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::NotFound, Some("12")));
+    broker.shutdown().await.unwrap();
+}
