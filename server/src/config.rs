@@ -14,6 +14,8 @@
 //! | `default_engine` | `JANUS_DEFAULT_ENGINE` | engine of topics created without one (`segment`) |
 //! | `metrics_interval_ms` | `JANUS_METRICS_INTERVAL_MS` | how often disk use and consumer lag are measured |
 //! | `shutdown_timeout_ms` | `JANUS_SHUTDOWN_TIMEOUT_MS` | how long shutdown waits for in-flight requests |
+//! | `response_compression` | `JANUS_RESPONSE_COMPRESSION` | compress responses for clients that accept it (off) |
+//! | `response_compression_min_bytes` | `JANUS_RESPONSE_COMPRESSION_MIN_BYTES` | smallest Fetch response compressed |
 //! | `[topic_defaults] retention_ms` | `JANUS_TOPIC_DEFAULTS__RETENTION_MS` | broker default of the topic key `retention.ms` |
 //! | `[commitlog] file_bytes` | `JANUS_COMMITLOG__FILE_BYTES` | `commitlog.file.bytes` |
 //! | `[segment] index_bytes` | `JANUS_SEGMENT__INDEX_BYTES` | segment engine `segment.index.bytes` |
@@ -178,6 +180,12 @@ pub struct BrokerConfig {
     pub metrics_interval_ms: u64,
     /// How long a graceful shutdown waits for in-flight requests before closing them, in milliseconds.
     pub shutdown_timeout_ms: u64,
+    /// Compress gRPC responses for clients that accept it (gzip or zstd). Off by default: produced data is
+    /// usually compressed already, and CPU is the scarcer resource (issue 11: 20 idle gzip subscribers
+    /// pinned both cores).
+    pub response_compression: bool,
+    /// With `response_compression` on, Fetch responses smaller than this are sent uncompressed.
+    pub response_compression_min_bytes: u32,
 }
 
 impl Default for BrokerConfig {
@@ -195,6 +203,8 @@ impl Default for BrokerConfig {
             retention_check_interval_ms: 5 * 60 * 1000,
             metrics_interval_ms: 10_000,
             shutdown_timeout_ms: 30_000,
+            response_compression: false,
+            response_compression_min_bytes: 64 * 1024,
         }
     }
 }

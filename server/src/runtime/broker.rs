@@ -84,7 +84,9 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<(TcpListener, Sock
 impl Broker {
     /// Starts the broker with its configured faces (gRPC on `grpc_addr`).
     pub async fn start(config: BrokerConfig) -> Result<Broker, ServerError> {
-        let grpc = Listener { face: Box::new(GrpcFace::new(config.limits.clone())), addr: config.grpc_addr };
+        let compression = config.response_compression.then_some(config.response_compression_min_bytes);
+        let grpc =
+            Listener { face: Box::new(GrpcFace::new(config.limits.clone(), compression)), addr: config.grpc_addr };
         Broker::start_with(config, vec![grpc]).await
     }
 

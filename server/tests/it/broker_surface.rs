@@ -102,3 +102,36 @@ async fn errors_carry_their_stable_code() {
     assert_eq!((e.code(), code(&e).as_deref()), (Code::NotFound, Some("12")));
     broker.shutdown().await.unwrap();
 }
+
+/// The `grpc-encoding` a Fetch answer declares to a client that accepts gzip, with the values it carried.
+async fn fetch_accepting_gzip(c: &Clients, topic: &str) -> (Option<String>, Vec<String>) {
+    let mut consumer = c.consumer.clone().accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+    let request =
+        v1::FetchRequest { topic: topic.into(), partition: 0, offset: 0, max_bytes: 0, max_wait_ms: 0, tags: vec![] };
+    let response = consumer.fetch(request).await.unwrap();
+    let encoding = response.metadata().get("grpc-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
+    (encoding, values(response.get_ref()))
+}
+
+#[tokio::test]
+async fn responses_are_compressed_only_when_the_operator_turns_it_on() {
+    let payload: Vec<String> = (0..64).map(|i| format!("{i:04}{}", "x".repeat(2000))).collect();
+    for on in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.response_compression = on;
+        cfg.response_compression_min_bytes = 1024;
+        let (broker, mut c) = start(cfg).await;
+        create(&mut c, "squeezed", v1::Engine::Segment, 1, &[]).await;
+        produce(&mut c, "squeezed", Some(0), payload.iter().map(|v| msg(None, v)).collect()).await;
+        let (encoding, got) = fetch_accepting_gzip(&c, "squeezed").await;
+        assert_eq!(got, payload, "response_compression = {on}: the data round-trips");
+        if on {
+            assert_eq!(encoding.as_deref(), Some("gzip"), "turned on, a client accepting gzip gets gzip");
+        } else {
+            assert_eq!(encoding, None, "off by default: no response is compressed even when the client accepts it");
+        }
+        broker.shutdown().await.unwrap();
+    }
+    assert!(!janus_server::BrokerConfig::default().response_compression, "off is the default");
+}

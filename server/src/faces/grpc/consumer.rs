@@ -16,6 +16,7 @@ use janus_proto::v1::consumer_server::Consumer;
 use prost::Message as _;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
+use tonic::codec::SingleMessageCompressionOverride;
 use tonic::{Request, Response, Status};
 
 use super::convert::{fetch_response, group_partition, partition_offsets, position};
@@ -26,6 +27,7 @@ use super::timer::RpcTimer;
 pub struct ConsumerService {
     core: Core,
     subscribe_buffer: usize,
+    compress_min_bytes: Option<u32>,
 }
 
 /// The gRPC stream of a subscription: takes responses from the reader task's bounded channel and keeps
@@ -108,9 +110,10 @@ async fn run_subscription(
 }
 
 impl ConsumerService {
-    /// A service over `core` whose subscriptions read ahead at most `subscribe_buffer` responses.
-    pub fn new(core: Core, subscribe_buffer: usize) -> Self {
-        ConsumerService { core, subscribe_buffer: subscribe_buffer.max(1) }
+    /// A service over `core` whose subscriptions read ahead at most `subscribe_buffer` responses; with
+    /// response compression on (`compress_min_bytes` set), Fetch responses below that size go uncompressed.
+    pub fn new(core: Core, subscribe_buffer: usize, compress_min_bytes: Option<u32>) -> Self {
+        ConsumerService { core, subscribe_buffer: subscribe_buffer.max(1), compress_min_bytes }
     }
 
     async fn fetch_one(
@@ -173,7 +176,14 @@ impl Consumer for ConsumerService {
     async fn fetch(&self, request: Request<v1::FetchRequest>) -> Result<Response<v1::FetchResponse>, Status> {
         let timer = RpcTimer::start("Fetch");
         let connection = request.remote_addr();
-        timer.finish(self.fetch_one(connection, request.into_inner()).await).map(Response::new)
+        let fetched = timer.finish(self.fetch_one(connection, request.into_inner()).await)?;
+        let small = self.compress_min_bytes.is_some_and(|min| fetched.encoded_len() < min as usize);
+        let mut response = Response::new(fetched);
+        if small {
+            // Compressing a small response costs more CPU than it saves on the wire.
+            response.extensions_mut().insert(SingleMessageCompressionOverride::Disable);
+        }
+        Ok(response)
     }
 
     type SubscribeStream = SubscriptionStream;

@@ -26,19 +26,22 @@ use self::producer::ProducerService;
 use crate::config::LimitsSection;
 use crate::runtime::face::Face;
 
-/// The gRPC face, configured by the broker's `[limits]`.
+/// The gRPC face, configured by the broker's `[limits]` and response compression.
 #[derive(Debug)]
 pub struct GrpcFace {
     limits: LimitsSection,
+    compression: Option<u32>,
 }
 
 impl GrpcFace {
     /// The face's name.
     pub const NAME: &'static str = "gRPC";
 
-    /// A face applying `limits` (message size, concurrency, streams, subscription read-ahead).
-    pub fn new(limits: LimitsSection) -> Self {
-        GrpcFace { limits }
+    /// A face applying `limits` (message size, concurrency, streams, subscription read-ahead) that
+    /// compresses responses for clients accepting it only when `compression` is set: `Some(min)` compresses
+    /// Fetch responses of at least `min` bytes and every other response; `None` compresses nothing.
+    pub fn new(limits: LimitsSection, compression: Option<u32>) -> Self {
+        GrpcFace { limits, compression }
     }
 }
 
@@ -52,11 +55,16 @@ impl Face for GrpcFace {
         core: Core,
         listener: TcpListener,
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
-        Box::pin(serve(self.limits, core, listener))
+        Box::pin(serve(self.limits, self.compression, core, listener))
     }
 }
 
-async fn serve(limits: LimitsSection, core: Core, listener: TcpListener) -> Result<(), String> {
+async fn serve(
+    limits: LimitsSection,
+    compression: Option<u32>,
+    core: Core,
+    listener: TcpListener,
+) -> Result<(), String> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AdminServer<AdminService>>().await;
     health.set_serving::<ProducerServer<ProducerService>>().await;
@@ -72,12 +80,18 @@ async fn serve(limits: LimitsSection, core: Core, listener: TcpListener) -> Resu
     let max = limits.max_request_bytes;
     let admin = AdminServer::new(AdminService::new(core.clone()));
     let producer = ProducerServer::new(ProducerService::new(core.clone()));
-    let consumer = ConsumerServer::new(ConsumerService::new(core.clone(), limits.subscribe_buffer));
-    // Requests may come gzip- or zstd-compressed; responses are compressed when the client accepts it.
+    let consumer = ConsumerServer::new(ConsumerService::new(core.clone(), limits.subscribe_buffer, compression));
+    // Requests may always come gzip- or zstd-compressed; responses are compressed only when the operator
+    // turned it on (and the client accepts it).
     let (gzip, zstd) = (CompressionEncoding::Gzip, CompressionEncoding::Zstd);
-    let admin = admin.accept_compressed(gzip).accept_compressed(zstd).send_compressed(gzip).send_compressed(zstd);
-    let producer = producer.accept_compressed(gzip).accept_compressed(zstd).send_compressed(gzip).send_compressed(zstd);
-    let consumer = consumer.accept_compressed(gzip).accept_compressed(zstd).send_compressed(gzip).send_compressed(zstd);
+    let mut admin = admin.accept_compressed(gzip).accept_compressed(zstd);
+    let mut producer = producer.accept_compressed(gzip).accept_compressed(zstd);
+    let mut consumer = consumer.accept_compressed(gzip).accept_compressed(zstd);
+    if compression.is_some() {
+        admin = admin.send_compressed(gzip).send_compressed(zstd);
+        producer = producer.send_compressed(gzip).send_compressed(zstd);
+        consumer = consumer.send_compressed(gzip).send_compressed(zstd);
+    }
     let router = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
