@@ -77,10 +77,6 @@ fn section_key(section: &str, engine_key: &str) -> String {
     key.replace('.', "_")
 }
 
-/// `[segment] max_open_partitions = 0`: keep the engine's default, picked from the descriptor and mapping
-/// limits (the config has always accepted 0 for that).
-const AUTO_MAX_OPEN_PARTITIONS: (&str, &str) = ("max_open_partitions", "0");
-
 /// Memory and concurrency limits (`[limits]`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -335,9 +331,6 @@ impl BrokerConfig {
             let keys = EngineOptions::keys(kind);
             for (key, value) in values {
                 let path = format!("{section}.{key}");
-                if (key.as_str(), value.trim()) == AUTO_MAX_OPEN_PARTITIONS {
-                    continue;
-                }
                 let Some(engine_key) = keys.iter().find(|k| section_key(section, k) == *key || **k == key) else {
                     let known: Vec<String> = keys.iter().map(|k| section_key(section, k)).collect();
                     return Err(ConfigError::invalid(

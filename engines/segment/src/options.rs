@@ -35,8 +35,12 @@ const INDEX_BYTES: OptionKey = OptionKey {
     min: 64,
     max: i32::MAX as u64,
 };
-const MAX_OPEN: OptionKey =
-    OptionKey { name: "max.open.partitions", allowed: "an integer of at least 1", min: 1, max: u64::MAX };
+const MAX_OPEN: OptionKey = OptionKey {
+    name: "max.open.partitions",
+    allowed: "0 (from the descriptor and mapping limits) or an integer of at least 1",
+    min: 1,
+    max: u64::MAX,
+};
 const CHECKPOINT: OptionKey =
     OptionKey { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
 
@@ -54,6 +58,8 @@ impl SegmentOptions {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
             "segment.index.bytes" => self.max_index_bytes = to_usize(INDEX_BYTES.parse(value)?),
+            // 0 keeps the default, picked from the descriptor and mapping limits.
+            "max.open.partitions" if value.trim() == "0" => self.max_open_partitions = default_max_open_partitions(),
             "max.open.partitions" => self.max_open_partitions = to_usize(MAX_OPEN.parse(value)?),
             "checkpoint.interval.ms" => {
                 self.checkpoint_interval = Duration::from_millis(CHECKPOINT.parse(value)?);
@@ -106,7 +112,7 @@ mod tests {
         for (k, v, range) in [
             ("segment.index.bytes", "63", "64 to 2147483647"),
             ("segment.index.bytes", "2147483648", "64 to 2147483647"),
-            ("max.open.partitions", "0", "at least 1"),
+            ("max.open.partitions", "-1", "at least 1"),
             ("checkpoint.interval.ms", "0", "1 to 86400000"),
             ("checkpoint.interval.ms", "86400001", "1 to 86400000"),
             ("checkpoint.interval.ms", "soon", "1 to 86400000"),
@@ -116,6 +122,8 @@ mod tests {
             assert!(err.to_string().contains(range), "{err}");
         }
         assert_eq!(o.max_index_bytes, 4096, "a refused value changes nothing");
+        o.set("max.open.partitions", "0").unwrap();
+        assert_eq!(o.max_open_partitions, SegmentOptions::default().max_open_partitions, "0 is the default");
         let err = o.set("segment.bytes", "1").unwrap_err();
         assert!(err.to_string().contains("unknown") && err.to_string().contains("max.open.partitions"), "{err}");
         let bad = SegmentOptions { checkpoint_interval: Duration::ZERO, ..SegmentOptions::default() };

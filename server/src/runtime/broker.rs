@@ -173,9 +173,10 @@ impl Broker {
         self.listeners.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, a)| *a)
     }
 
-    /// The bound gRPC address (the real port when configured with port 0).
+    /// The bound gRPC address (the real port when configured with port 0); the unspecified address
+    /// `0.0.0.0:0` for a broker started with [`Broker::start_with`] without a gRPC face.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.listener_addr(GrpcFace::NAME).unwrap_or(self.metrics_addr)
+        self.listener_addr(GrpcFace::NAME).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The bound metrics address.

@@ -100,6 +100,14 @@ async fn errors_carry_their_stable_code() {
     assert_eq!((e.code(), code(&e).as_deref()), (Code::OutOfRange, Some("7")));
     let e = c.consumer.describe_group(v1::DescribeGroupRequest { group: "ghosts".into() }).await.unwrap_err();
     assert_eq!((e.code(), code(&e).as_deref()), (Code::NotFound, Some("12")));
+    // A reset names its topic before its target: an unknown topic is NOT_FOUND even without `to`.
+    let reset =
+        |topic: &str| v1::ResetOffsetsRequest { group: "g".into(), topic: topic.into(), partition: None, to: None };
+    let e = c.consumer.reset_offsets(reset("nope")).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::NotFound, Some("2")));
+    let e = c.consumer.reset_offsets(reset("t")).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::InvalidArgument, Some("1")));
+    assert!(e.message().contains("'to' is required"), "{}", e.message());
     broker.shutdown().await.unwrap();
 }
 

@@ -72,16 +72,19 @@ impl Core {
         Ok(offsets.into_iter().filter(|o| o.partition < topic.partitions).map(|o| (o.partition, o.offset)).collect())
     }
 
-    /// Commits `to` for `group` on one partition of `topic` (or all of them); returns what was committed.
+    /// Commits `to` (required: `None` is refused once the group and topic are known good) for `group` on
+    /// one partition of `topic` (or all of them); returns what was committed.
     pub async fn reset_offsets(
         &self,
         group: &str,
         topic: &str,
         partition: Option<u32>,
-        to: Position,
+        to: Option<Position>,
     ) -> Result<Vec<(u32, i64)>, BrokerError> {
         validate_group_name(group)?;
         let topic = self.topic(topic)?;
+        let to =
+            to.ok_or_else(|| BrokerError::invalid("'to' is required: earliest, latest, an offset or a timestamp"))?;
         let partitions: Vec<u32> = match partition {
             Some(p) => {
                 topic.check_partition(p)?;

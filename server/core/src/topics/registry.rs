@@ -101,7 +101,7 @@ impl Registry {
 
     fn reconcile(&self) -> Result<Reconciliation, BrokerError> {
         let mut report = Reconciliation::default();
-        let on_disk: HashMap<EngineKind, BTreeSet<String>> = [EngineKind::Segment, EngineKind::Commitlog]
+        let on_disk: HashMap<EngineKind, BTreeSet<String>> = ENGINE_KINDS
             .into_iter()
             .map(|k| Ok((k, self.engines.get(k).topics_on_disk()?.into_iter().collect())))
             .collect::<Result<_, StorageError>>()?;

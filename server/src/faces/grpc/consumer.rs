@@ -154,10 +154,7 @@ impl ConsumerService {
     }
 
     async fn reset(&self, req: v1::ResetOffsetsRequest) -> Result<v1::ResetOffsetsResponse, Status> {
-        let to =
-            req.to.and_then(|p| p.at).map(position).ok_or_else(|| {
-                Status::invalid_argument("'to' is required: earliest, latest, an offset or a timestamp")
-            })?;
+        let to = req.to.and_then(|p| p.at).map(position);
         let pairs = self.core.reset_offsets(&req.group, &req.topic, req.partition, to).await.map_err(to_status)?;
         Ok(v1::ResetOffsetsResponse { offsets: partition_offsets(pairs) })
     }
