@@ -143,3 +143,35 @@ async fn responses_are_compressed_only_when_the_operator_turns_it_on() {
     }
     assert!(!janus_server::BrokerConfig::default().response_compression, "off is the default");
 }
+
+#[tokio::test]
+async fn shutdown_is_prompt_with_subscribers_that_never_read() {
+    use janus_proto::v1::position::At;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.shutdown_timeout_ms = janus_server::BrokerConfig::default().shutdown_timeout_ms;
+    let (broker, mut c) = start(cfg).await;
+    create(&mut c, "backlog", v1::Engine::Segment, 1, &[]).await;
+    let value = "v".repeat(64 * 1024);
+    for _ in 0..64 {
+        produce(&mut c, "backlog", Some(0), (0..8).map(|_| msg(None, &value)).collect()).await;
+    }
+    // Subscribers that never read: the broker fills their HTTP/2 windows and its own read-ahead, then waits.
+    let mut stuck = Vec::new();
+    for _ in 0..4 {
+        let request = v1::SubscribeRequest {
+            topic: "backlog".into(),
+            partition: 0,
+            start: Some(v1::Position { at: Some(At::Earliest(true)) }),
+            tags: vec![],
+            max_bytes: 0,
+        };
+        stuck.push(c.consumer.clone().subscribe(request).await.unwrap().into_inner());
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    broker.shutdown().await.unwrap();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "shutdown took {took:?} with stuck subscribers");
+    drop(stuck);
+}
