@@ -66,12 +66,25 @@ impl MappedFile {
     /// with its directory. Nothing is readable yet.
     pub fn create(path: &Path, len: usize, prewarm: bool) -> Result<MappedFile, StorageError> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).at(path)?;
-        preallocate(&file, path, len as u64)?;
-        file.sync_all().at(path)?;
-        if let Some(dir) = path.parent() {
-            janus_api::fsutil::sync_dir(dir)?;
-        }
-        let mapped = Self::map(path.to_path_buf(), file, len)?;
+        let made = (move || {
+            preallocate(&file, path, len as u64)?;
+            file.sync_all().at(path)?;
+            if let Some(dir) = path.parent() {
+                janus_api::fsutil::sync_dir(dir)?;
+            }
+            Self::map(path.to_path_buf(), file, len)
+        })();
+        let mapped = match made {
+            Ok(m) => m,
+            Err(e) => {
+                // A file left half-made (a full disk fails the preallocation) would make every later attempt
+                // fail with "File exists" even after space is freed: remove it, so the next attempt starts over.
+                if let Err(cleanup) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), error = %cleanup, "could not remove a half-made CommitLog file");
+                }
+                return Err(e);
+            }
+        };
         if prewarm {
             mapped.prewarm();
         }

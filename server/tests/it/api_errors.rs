@@ -214,3 +214,63 @@ async fn a_full_disk_is_resource_exhausted_and_reads_keep_working() {
     produce(&mut c, "full", Some(0), vec![msg(None, "after")]).await;
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_full_disk_on_the_commitlog_engine_clears_when_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let commitlog_dir = dir.path().join("commitlog");
+    std::fs::create_dir_all(&commitlog_dir).unwrap();
+    // A real full disk: an 8 MiB tmpfs over the commitlog engine's directory, 2 MiB of it an operator's file.
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&commitlog_dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the commitlog disk-full case is not exercised");
+        return;
+    }
+    let _mount = Mount(commitlog_dir.clone());
+    let ballast = commitlog_dir.join("operator-ballast");
+    std::fs::write(&ballast, vec![1u8; 2 << 20]).unwrap();
+    let (broker, mut c) = start(config(dir.path())).await;
+    create(&mut c, "cl-full", v1::Engine::Commitlog, 1, &[]).await;
+    let value = "v".repeat(16 * 1024);
+    let request = || v1::ProduceRequest {
+        topic: "cl-full".into(),
+        partition: Some(0),
+        messages: vec![msg(None, &value)],
+        wait_durable: false,
+    };
+    let mut written = 0i64;
+    let mut exhausted = None;
+    for _ in 0..1000 {
+        match c.producer.produce(request()).await {
+            Ok(_) => written += 1,
+            Err(e) => {
+                exhausted = Some(e);
+                break;
+            }
+        }
+    }
+    let e = exhausted.expect("an 8 MiB filesystem fills up");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(written > 10, "only {written} messages fit");
+    // Still full: refused the same way again, not with a leftover file's "File exists".
+    let e = c.producer.produce(request()).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    // The operator frees space: writes resume without a restart, and nothing acknowledged is lost.
+    std::fs::remove_file(&ballast).unwrap();
+    c.producer.produce(request()).await.expect("writes resume once space is freed");
+    let mut offset = 0;
+    let mut read = 0;
+    while offset < written + 1 {
+        let r = fetch(&mut c, "cl-full", 0, offset).await.unwrap();
+        assert!(!r.messages.is_empty(), "offset {offset} of {}", written + 1);
+        read += r.messages.len() as i64;
+        offset = r.next_offset;
+    }
+    assert_eq!(read, written + 1);
+    broker.shutdown().await.unwrap();
+}
