@@ -141,6 +141,25 @@ async fn every_error_maps_to_its_status_code() {
 /// Unmounts a test mount, even when the test fails.
 struct Mount(std::path::PathBuf);
 
+/// Mounts a tmpfs of `size` (`1m`, `8m`) over `dir` (created if missing): a real filesystem that fills up.
+/// `None`, after saying so, where this process may not mount (it needs root).
+fn mount_tmpfs(dir: &std::path::Path, size: &str) -> Option<Mount> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs over {} (needs root); this disk-full case is not exercised",
+            dir.display()
+        );
+    }
+    mounted.then(|| Mount(dir.to_path_buf()))
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -150,20 +169,8 @@ impl Drop for Mount {
 #[tokio::test]
 async fn a_full_disk_is_resource_exhausted_and_reads_keep_working() {
     let dir = tempfile::tempdir().unwrap();
-    let segment_dir = dir.path().join("segment");
-    std::fs::create_dir_all(&segment_dir).unwrap();
     // A real full disk: a 1 MiB tmpfs over the segment engine's directory (RocksDB stays on the normal disk).
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&segment_dir)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the disk-full case is not exercised");
-        return;
-    }
-    let _mount = Mount(segment_dir.clone());
+    let Some(_mount) = mount_tmpfs(&dir.path().join("segment"), "1m") else { return };
     let mut cfg = config(dir.path());
     cfg.segment.insert("index_bytes".into(), 4096.to_string());
     let (broker, mut c) = start(cfg).await;
@@ -218,20 +225,9 @@ async fn a_full_disk_is_resource_exhausted_and_reads_keep_working() {
 #[tokio::test]
 async fn a_full_disk_on_the_commitlog_engine_clears_when_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();
-    let commitlog_dir = dir.path().join("commitlog");
-    std::fs::create_dir_all(&commitlog_dir).unwrap();
     // A real full disk: an 8 MiB tmpfs over the commitlog engine's directory, 2 MiB of it an operator's file.
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
-        .arg(&commitlog_dir)
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !mounted {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the commitlog disk-full case is not exercised");
-        return;
-    }
-    let _mount = Mount(commitlog_dir.clone());
+    let commitlog_dir = dir.path().join("commitlog");
+    let Some(_mount) = mount_tmpfs(&commitlog_dir, "8m") else { return };
     let ballast = commitlog_dir.join("operator-ballast");
     std::fs::write(&ballast, vec![1u8; 2 << 20]).unwrap();
     let (broker, mut c) = start(config(dir.path())).await;
