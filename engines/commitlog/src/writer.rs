@@ -23,7 +23,9 @@ use crate::format::{self as rec, BLANK_RECORD_SIZE};
 #[derive(Debug)]
 pub(crate) struct LogWriter {
     log: Arc<CommitLog>,
-    active: Arc<LogFile>,
+    /// The file holding the write position; `None` until the first write needs it (so an engine that never
+    /// writes creates no CommitLog file, and a full disk refuses the write instead of the engine's start).
+    active: Option<Arc<LogFile>>,
     pos: u64,
     last_store_ms: i64,
     /// Physical offset up to which the pages of the active file were faulted in writable ahead of use.
@@ -54,12 +56,9 @@ impl LogWriter {
     /// The writer for `log` whose written end is `end`. With `staged`, messages are encoded into a buffer
     /// and written to the file with `pwrite` at publish; otherwise straight into the mapping.
     pub(crate) fn new(log: &Arc<CommitLog>, end: u64, last_store_ms: i64, staged: bool) -> Result<Self, StorageError> {
-        let start = end - end % log.file_bytes();
-        let active = log.file_starting_at(start)?;
-        log.want(start + log.file_bytes());
         Ok(LogWriter {
             log: Arc::clone(log),
-            active,
+            active: log.file_at(end),
             pos: end,
             last_store_ms,
             populated: end,
@@ -85,6 +84,19 @@ impl LogWriter {
         self.last_store_ms
     }
 
+    /// The file holding the write position, created (and the next one asked of the allocator) when it does
+    /// not exist yet.
+    fn active(&mut self) -> Result<Arc<LogFile>, StorageError> {
+        if let Some(f) = &self.active {
+            return Ok(Arc::clone(f));
+        }
+        let start = self.pos - self.pos % self.log.file_bytes();
+        let file = self.log.file_starting_at(start)?;
+        self.log.want(start + self.log.file_bytes());
+        self.active = Some(Arc::clone(&file));
+        Ok(file)
+    }
+
     /// Reserves `size` bytes for a message: in the active file if it fits with room for a blank record
     /// after it; otherwise fills the rest of the active file with a blank record and moves to the next
     /// file. The caller fills the slot with [`LogWriter::write`] and publishes with [`LogWriter::publish`].
@@ -94,10 +106,11 @@ impl LogWriter {
             return Err(StorageError::MessageTooLarge { size, max: file_bytes - BLANK_RECORD_SIZE });
         }
         loop {
-            let in_file = (self.pos - self.active.start) as usize;
+            let active = self.active()?;
+            let in_file = (self.pos - active.start) as usize;
             let remaining = file_bytes - in_file;
             if size + BLANK_RECORD_SIZE <= remaining {
-                let slot = Slot { file: Arc::clone(&self.active), pos: in_file, phys: self.pos };
+                let slot = Slot { file: active, pos: in_file, phys: self.pos };
                 self.pos += size as u64;
                 if !self.staged {
                     self.populate_ahead();
@@ -106,12 +119,10 @@ impl LogWriter {
             }
             // SAFETY: we are the writer (`&mut self` lives under the writer mutex) and `in_file..` lies at
             // or above the readable end of the active file (the written end is at most `self.pos`).
-            let dst = unsafe { self.active.map.writable(in_file, remaining) };
-            rec::encode_blank(dst).map_err(|e| e.into_storage(self.active.map.path()))?;
-            let next = self.active.end();
-            self.active = self.log.file_starting_at(next)?;
-            self.pos = next;
-            self.log.want(next + self.log.file_bytes());
+            let dst = unsafe { active.map.writable(in_file, remaining) };
+            rec::encode_blank(dst).map_err(|e| e.into_storage(active.map.path()))?;
+            self.pos = active.end();
+            self.active = None;
         }
     }
 
@@ -124,10 +135,11 @@ impl LogWriter {
         if self.pos <= self.populated && self.populated - self.pos >= POPULATE_CHUNK / 2 {
             return;
         }
-        let start = self.populated.max(self.pos).max(self.active.start);
-        let end = (start + POPULATE_CHUNK).min(self.active.end());
+        let Some(active) = self.active.clone() else { return };
+        let start = self.populated.max(self.pos).max(active.start);
+        let end = (start + POPULATE_CHUNK).min(active.end());
         if start < end {
-            self.log.want_populated(&self.active, (start - self.active.start) as usize, (end - start) as usize);
+            self.log.want_populated(&active, (start - active.start) as usize, (end - start) as usize);
         }
         self.populated = end;
     }
@@ -176,12 +188,12 @@ impl LogWriter {
     pub fn publish(&mut self) -> Result<(), StorageError> {
         self.write_stage()?;
         let old = self.log.written();
-        if old >= self.active.start {
+        if let Some(active) = self.active.as_ref().filter(|a| old >= a.start) {
             // No roll since the last publish: only the active file moves.
             // SAFETY: we are the single writer (`&mut self` lives under the writer mutex), and every byte
             // between the old readable end and `self.pos` was written by `write` (or is a blank record)
             // and is never written again: the end only moves up over complete messages.
-            unsafe { self.active.map.set_readable((self.pos - self.active.start) as usize) };
+            unsafe { active.map.set_readable((self.pos - active.start) as usize) };
             self.log.set_published(self.pos);
             return Ok(());
         }
@@ -216,7 +228,9 @@ impl LogWriter {
             unsafe { f.map.writable(lo, hi - lo) }.fill(0);
         }
         self.pos = mark;
-        self.active = self.log.file_starting_at(mark - mark % self.log.file_bytes())?;
+        // The file holding `mark`, if it exists: undoing never needs a new file (on a full disk the failed
+        // append may be the one that could not create it).
+        self.active = self.log.file_at(mark);
         Ok(())
     }
 }

@@ -270,3 +270,39 @@ async fn a_full_disk_on_the_commitlog_engine_clears_when_space_is_freed() {
     assert_eq!(read, written + 1);
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_fresh_broker_preallocates_nothing_and_starts_on_a_small_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    // The whole data directory on a 200 MB filesystem, with the embedded defaults (1 GiB CommitLog files).
+    let data = dir.path().join("data");
+    let Some(_mount) = mount_tmpfs(&data, "200m") else { return };
+    let cfg = janus_server::BrokerConfig {
+        data_dir: data.clone(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        ..janus_server::BrokerConfig::default()
+    };
+    let (broker, mut c) = start(cfg).await;
+    let commitlog_files = || std::fs::read_dir(data.join("commitlog/commitlog")).map_or(0, |d| d.count());
+    assert_eq!(commitlog_files(), 0, "no CommitLog file before any commitlog write");
+    create(&mut c, "small", v1::Engine::Segment, 1, &[("segment.bytes", "1048576")]).await;
+    produce(&mut c, "small", None, vec![msg(None, "fits")]).await;
+    create(&mut c, "queued", v1::Engine::Commitlog, 1, &[]).await;
+    assert_eq!(commitlog_files(), 0, "creating a commitlog topic writes no CommitLog file either");
+    // Its first write needs a 1 GiB file on a 200 MB volume: refused as a full disk, and nothing is left.
+    let e = c
+        .producer
+        .produce(v1::ProduceRequest {
+            topic: "queued".into(),
+            partition: Some(0),
+            messages: vec![msg(None, "too big a file for this disk")],
+            wait_durable: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert_eq!(commitlog_files(), 0, "a file that could not be preallocated is not left behind");
+    assert_eq!(values(&fetch(&mut c, "small", 0, 0).await.unwrap()), vec!["fits"]);
+    broker.shutdown().await.unwrap();
+}
