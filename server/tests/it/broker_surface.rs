@@ -175,3 +175,48 @@ async fn shutdown_is_prompt_with_subscribers_that_never_read() {
     assert!(took < std::time::Duration::from_secs(5), "shutdown took {took:?} with stuck subscribers");
     drop(stuck);
 }
+
+#[tokio::test]
+async fn undecodable_and_oversized_requests_get_this_apis_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.limits.max_request_bytes = 64 * 1024;
+    let (broker, mut c) = start(cfg).await;
+    create(&mut c, "t", v1::Engine::Segment, 1, &[]).await;
+    let code =
+        |s: &tonic::Status| s.metadata().get("janus-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
+
+    // A FetchRequest's bytes sent to Produce: field 3 is a varint there, a repeated message here.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", broker.grpc_addr()))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut raw = tonic::client::Grpc::new(channel);
+    raw.ready().await.unwrap();
+    let wrong =
+        v1::FetchRequest { topic: "t".into(), partition: 0, offset: 5, max_bytes: 0, max_wait_ms: 0, tags: vec![] };
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/janus.v1.Producer/Produce");
+    let codec = tonic_prost::ProstCodec::<v1::FetchRequest, v1::ProduceResponse>::default();
+    let e = raw.unary(tonic::Request::new(wrong), path, codec).await.unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::InvalidArgument, Some("1")), "{e:?}");
+
+    // Over limits.max_request_bytes: a size limit, not an offset out of range.
+    let big = "b".repeat(100 * 1024);
+    let e = c
+        .producer
+        .produce(v1::ProduceRequest {
+            topic: "t".into(),
+            partition: None,
+            messages: vec![msg(None, &big)],
+            wait_durable: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!((e.code(), code(&e).as_deref()), (Code::ResourceExhausted, Some("15")), "{e:?}");
+    assert!(e.message().contains("limits.max_request_bytes"), "{}", e.message());
+    // Nothing was stored, and the broker still serves.
+    produce(&mut c, "t", None, vec![msg(None, "fine")]).await;
+    assert_eq!(values(&fetch(&mut c, "t", 0, 0).await.unwrap()), vec!["fine"]);
+    broker.shutdown().await.unwrap();
+}

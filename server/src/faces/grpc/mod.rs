@@ -9,6 +9,7 @@ pub mod convert;
 pub mod producer;
 pub mod status;
 pub mod timer;
+pub mod wire_status;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -93,6 +94,7 @@ async fn serve(
         consumer = consumer.send_compressed(gzip).send_compressed(zstd);
     }
     let router = tonic::transport::Server::builder()
+        .layer(wire_status::layer())
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .tcp_nodelay(true)
