@@ -102,10 +102,7 @@ fn read_partition(
 ) -> Result<FetchResult, BrokerError> {
     let tp = TopicPartition::new(topic.name.clone(), partition);
     let engine = r.engine(topic.engine);
-    let (slice, mut records) = read_filtered(engine, &tp, offset, max_bytes, tags)?;
-    if !tags.is_empty() && engine.tag_filter().is_none() {
-        records.retain(|rec| has_tag(rec, tags));
-    }
+    let (slice, records) = read_filtered(engine, &tp, offset, max_bytes, tags)?;
     let o = engine.offsets(&tp)?;
     metrics::record_out(&topic.name, records.len() as u64, slice.byte_len() as u64);
     Ok(FetchResult {
@@ -118,7 +115,8 @@ fn read_partition(
     })
 }
 
-/// Reads through the engine's tag filter when it has one and tags are asked for; decodes the records.
+/// Reads and decodes, keeping only messages tagged with one of `tags` (when any): in storage through the
+/// engine's tag filter when it has one, else here after decoding.
 fn read_filtered(
     engine: &dyn Engine,
     tp: &TopicPartition,
@@ -126,11 +124,15 @@ fn read_filtered(
     max_bytes: usize,
     tags: &[String],
 ) -> Result<(ReadSlice, Vec<Record>), BrokerError> {
-    let slice = match engine.tag_filter() {
-        Some(filter) if !tags.is_empty() => filter.read_tagged(tp, offset, max_bytes, tags)?,
-        _ => engine.read(tp, offset, max_bytes)?,
+    let in_storage = engine.tag_filter().filter(|_| !tags.is_empty());
+    let slice = match in_storage {
+        Some(filter) => filter.read_tagged(tp, offset, max_bytes, tags)?,
+        None => engine.read(tp, offset, max_bytes)?,
     };
-    let records = engine.decode_records(&slice, offset)?;
+    let mut records = engine.decode_records(&slice, offset)?;
+    if !tags.is_empty() && in_storage.is_none() {
+        records.retain(|rec| has_tag(rec, tags));
+    }
     Ok((slice, records))
 }
 
@@ -164,7 +166,6 @@ impl Core {
     /// return; the bytes it may return are held from the in-flight budgets while it reads.
     pub async fn fetch(&self, connection: Option<SocketAddr>, req: FetchRequest) -> Result<FetchResult, BrokerError> {
         let topic = self.topic(&req.topic)?;
-        topic.check_partition(req.partition)?;
         let max_bytes = self.fetch_limits.max_bytes(req.max_bytes);
         let wait = Duration::from_millis(u64::from(req.max_wait_ms.min(self.fetch_limits.max_fetch_wait_ms)));
         let deadline = Instant::now() + wait;
@@ -211,10 +212,9 @@ impl Core {
         tags: Vec<String>,
     ) -> Result<Subscription, BrokerError> {
         let topic = self.topic(topic)?;
-        topic.check_partition(partition)?;
+        let watch = self.partition_watch(&topic, partition)?;
         let t = Arc::clone(&topic);
         let offset = self.blocking(move |r| resolve(r, &t, partition, start)).await?;
-        let watch = self.partition_watch(&topic, partition)?;
         Ok(Subscription {
             core: self.clone(),
             topic,
@@ -226,11 +226,11 @@ impl Core {
         })
     }
 
+    /// The log-end watch of `partition` (`UnknownPartition` when the topic has no such partition).
     fn partition_watch(&self, topic: &Topic, partition: u32) -> Result<watch::Receiver<i64>, BrokerError> {
+        topic.check_partition(partition)?;
         topic.watch(partition).ok_or_else(|| {
-            topic.check_partition(partition).err().unwrap_or_else(|| {
-                BrokerError::new(ErrorCode::Internal, format!("partition {partition} of '{}' has no watch", topic.name))
-            })
+            BrokerError::new(ErrorCode::Internal, format!("partition {partition} of '{}' has no watch", topic.name))
         })
     }
 }

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use janus_api::sync;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::metrics as m;
@@ -76,7 +77,7 @@ impl InflightLimiter {
     }
 
     fn connection_semaphore(&self, addr: SocketAddr) -> Arc<Semaphore> {
-        let mut map = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = sync::lock(&self.connections);
         if let Some(s) = map.get(&addr).and_then(Weak::upgrade) {
             return s;
         }

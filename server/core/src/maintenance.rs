@@ -1,8 +1,9 @@
 //! Background upkeep the runtime schedules: retention on every engine, compaction on every engine that
 //! can compact, consumer-lag gauges. Each pass is blocking; the runtime runs it on the blocking pool.
 
-use janus_api::{TopicPartition, now_ms};
+use janus_api::now_ms;
 
+use crate::groups::offsets::record_lag;
 use crate::metrics;
 use crate::topics::Registry;
 
@@ -34,11 +35,7 @@ pub fn lag_pass(registry: &Registry) {
     match registry.meta().all_offsets() {
         Ok(offsets) => {
             for o in offsets {
-                let Ok(topic) = registry.topic(&o.topic) else { continue };
-                let tp = TopicPartition::new(o.topic.clone(), o.partition);
-                if let Ok(end) = registry.engine(topic.engine).offsets(&tp) {
-                    metrics::set_lag(&o.group, &o.topic, o.partition, (end.log_end - o.offset).max(0));
-                }
+                record_lag(registry, &o.group, &o.topic, o.partition, o.offset);
             }
         }
         Err(e) => tracing::warn!(error = %e, "could not read committed offsets for lag metrics"),

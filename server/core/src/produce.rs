@@ -99,8 +99,8 @@ fn build_exact(topic: &str, records: &[NewRecord], max: usize, out: &mut Vec<Rec
     build_exact(topic, &records[mid..], max, out)
 }
 
-/// Groups the request's messages by partition, in request order within each partition, giving keyless
-/// timestamps of 0 the broker's clock.
+/// Groups the request's messages by partition, in request order within each partition, giving timestamps
+/// of 0 the broker's clock.
 fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<NewRecord>>, BrokerError> {
     if req.messages.is_empty() {
         return Err(BrokerError::invalid("the produce request has no messages"));

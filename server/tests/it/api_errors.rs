@@ -121,17 +121,7 @@ async fn every_error_maps_to_its_status_code() {
         let at_end = fetch(&mut c, topic, 0, 3).await.unwrap();
         assert!(at_end.messages.is_empty());
         assert_eq!(at_end.log_end_offset, 3);
-        let e = c
-            .consumer
-            .subscribe(v1::SubscribeRequest {
-                topic: topic.into(),
-                partition: 0,
-                start: Some(v1::Position { at: Some(v1::position::At::Offset(99)) }),
-                tags: vec![],
-                max_bytes: 0,
-            })
-            .await
-            .unwrap_err();
+        let e = c.consumer.subscribe(subscribe_request(topic, v1::position::At::Offset(99))).await.unwrap_err();
         assert_eq!(e.code(), Code::OutOfRange);
         assert!(e.message().contains("0..3"), "{}", e.message());
     }

@@ -159,13 +159,7 @@ async fn shutdown_is_prompt_with_subscribers_that_never_read() {
     // Subscribers that never read: the broker fills their HTTP/2 windows and its own read-ahead, then waits.
     let mut stuck = Vec::new();
     for _ in 0..4 {
-        let request = v1::SubscribeRequest {
-            topic: "backlog".into(),
-            partition: 0,
-            start: Some(v1::Position { at: Some(At::Earliest(true)) }),
-            tags: vec![],
-            max_bytes: 0,
-        };
+        let request = subscribe_request("backlog", At::Earliest(true));
         stuck.push(c.consumer.clone().subscribe(request).await.unwrap().into_inner());
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

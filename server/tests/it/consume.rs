@@ -78,13 +78,7 @@ async fn subscribe_streams_and_a_slow_reader_stays_bounded() {
     }
     let mut stream = c
         .consumer
-        .subscribe(v1::SubscribeRequest {
-            topic: "stream".into(),
-            partition: 0,
-            start: Some(v1::Position { at: Some(At::Earliest(true)) }),
-            tags: vec![],
-            max_bytes: 16 * 1024,
-        })
+        .subscribe(v1::SubscribeRequest { max_bytes: 16 * 1024, ..subscribe_request("stream", At::Earliest(true)) })
         .await
         .unwrap()
         .into_inner();
@@ -113,18 +107,7 @@ async fn subscribe_streams_and_a_slow_reader_stays_bounded() {
     assert_eq!(values(&r), vec!["live"]);
     drop(stream);
     // Deleting the topic ends other subscriptions with NOT_FOUND.
-    let mut tail = c
-        .consumer
-        .subscribe(v1::SubscribeRequest {
-            topic: "stream".into(),
-            partition: 0,
-            start: Some(v1::Position { at: Some(At::Latest(true)) }),
-            tags: vec![],
-            max_bytes: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut tail = c.consumer.subscribe(subscribe_request("stream", At::Latest(true))).await.unwrap().into_inner();
     c.admin.delete_topic(v1::DeleteTopicRequest { name: "stream".into() }).await.unwrap();
     let end = tokio::time::timeout(Duration::from_secs(10), tail.next()).await.unwrap().unwrap();
     assert_eq!(end.unwrap_err().code(), Code::NotFound);
@@ -168,11 +151,8 @@ async fn tag_filters_work_on_both_engines() {
         let mut s = c
             .consumer
             .subscribe(v1::SubscribeRequest {
-                topic: topic.into(),
-                partition: 0,
-                start: Some(v1::Position { at: Some(At::Earliest(true)) }),
                 tags: vec!["TagB".into()],
-                max_bytes: 0,
+                ..subscribe_request(topic, At::Earliest(true))
             })
             .await
             .unwrap()
@@ -285,18 +265,7 @@ async fn shutdown_answers_long_polls_and_ends_subscriptions_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (broker, mut c) = start(config(dir.path())).await;
     create(&mut c, "idle", v1::Engine::Commitlog, 1, &[]).await;
-    let mut stream = c
-        .consumer
-        .subscribe(v1::SubscribeRequest {
-            topic: "idle".into(),
-            partition: 0,
-            start: Some(v1::Position { at: Some(At::Latest(true)) }),
-            tags: vec![],
-            max_bytes: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = c.consumer.subscribe(subscribe_request("idle", At::Latest(true))).await.unwrap().into_inner();
     let mut consumer = c.consumer.clone();
     let poll = tokio::spawn(async move {
         consumer

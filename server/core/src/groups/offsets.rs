@@ -29,12 +29,20 @@ pub fn validate_group_name(group: &str) -> Result<(), BrokerError> {
     crate::meta::validate_group_name(group).map_err(BrokerError::invalid)
 }
 
+/// The log end of a partition and `group`'s lag behind it at `committed` (at least 0), also set as the
+/// `janus_consumer_lag` gauge; `None` when the topic or partition is gone.
+pub(crate) fn record_lag(r: &Registry, group: &str, topic: &str, partition: u32, committed: i64) -> Option<(i64, i64)> {
+    let t = r.topic(topic).ok()?;
+    let log_end = r.engine(t.engine).offsets(&TopicPartition::new(topic, partition)).ok()?.log_end;
+    let lag = (log_end - committed).max(0);
+    metrics::set_lag(group, topic, partition, lag);
+    Some((log_end, lag))
+}
+
 /// Sets the lag gauges of freshly committed offsets.
 fn update_lag(r: &Registry, group: &str, topic: &Topic, pairs: &[(u32, i64)]) {
-    for (partition, offset) in pairs {
-        if let Ok(o) = r.engine(topic.engine).offsets(&TopicPartition::new(topic.name.clone(), *partition)) {
-            metrics::set_lag(group, &topic.name, *partition, (o.log_end - offset).max(0));
-        }
+    for &(partition, offset) in pairs {
+        record_lag(r, group, &topic.name, partition, offset);
     }
 }
 
@@ -118,18 +126,14 @@ impl Core {
             }
             let mut out = Vec::new();
             for o in r.meta().group_offsets(&group, None)? {
-                let Ok(topic) = r.topic(&o.topic) else { continue };
-                let Ok(offsets) = r.engine(topic.engine).offsets(&TopicPartition::new(o.topic.clone(), o.partition))
-                else {
+                let Some((log_end_offset, lag)) = record_lag(r, &group, &o.topic, o.partition, o.offset) else {
                     continue;
                 };
-                let lag = (offsets.log_end - o.offset).max(0);
-                metrics::set_lag(&group, &o.topic, o.partition, lag);
                 out.push(GroupPartition {
                     topic: o.topic,
                     partition: o.partition,
                     committed_offset: o.offset,
-                    log_end_offset: offsets.log_end,
+                    log_end_offset,
                     lag,
                 });
             }

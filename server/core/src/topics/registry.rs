@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use janus_api::topic::MAX_PARTITIONS;
 use janus_api::{
-    CleanupPolicy, Engine, EngineKind, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms,
+    CleanupPolicy, Engine, EngineKind, StorageError, TopicConfig, TopicPartition, TopicSpec, now_ms, sync,
     validate_topic_name,
 };
 
@@ -193,11 +193,11 @@ impl Registry {
     }
 
     fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner())
+        sync::read(&self.topics)
     }
 
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
-        self.topics.write().unwrap_or_else(|e| e.into_inner())
+        sync::write(&self.topics)
     }
 
     /// The engines.
@@ -287,7 +287,7 @@ impl Registry {
             ));
         }
         let config = self.effective(kind, &overrides)?;
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = sync::lock(&self.admin);
         if self.read_topics().contains_key(name) {
             return Err(BrokerError::new(ErrorCode::TopicExists, format!("topic '{name}' already exists")));
         }
@@ -339,7 +339,7 @@ impl Registry {
                 topic.partitions
             )));
         }
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = sync::lock(&self.admin);
         let old = topic.settings();
         let mut overrides = old.overrides.clone();
         overrides.extend(changes.iter().map(|(k, v)| (k.clone(), v.trim().to_string())));
@@ -356,7 +356,7 @@ impl Registry {
             let _ = self.engines.get(topic.engine).alter_topic(name, &old.config);
             return Err(e.into());
         }
-        *topic.settings.write().unwrap_or_else(|e| e.into_inner()) = TopicSettings { overrides, config };
+        *sync::write(&topic.settings) = TopicSettings { overrides, config };
         tracing::info!(topic = %name, "topic config altered");
         Ok(topic)
     }
@@ -364,7 +364,7 @@ impl Registry {
     /// Deletes a topic, its data and the offsets committed for it.
     pub fn delete_topic(&self, name: &str) -> Result<(), BrokerError> {
         let topic = self.topic(name)?;
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let _admin = sync::lock(&self.admin);
         let record =
             self.meta.topics()?.into_iter().find(|r| r.name == name).ok_or_else(|| BrokerError::unknown_topic(name))?;
         self.meta.put_topic(&TopicRecord { state: TopicState::Deleting, ..record })?;

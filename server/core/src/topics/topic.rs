@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use janus_api::{EngineKind, TopicConfig, TopicPartition, now_ms};
+use janus_api::{EngineKind, TopicConfig, TopicPartition, now_ms, sync};
 use tokio::sync::watch;
 
 use super::spreader::KeylessSpreader;
@@ -62,12 +62,12 @@ impl Topic {
 
     /// The current overrides and effective config.
     pub fn settings(&self) -> TopicSettings {
-        self.settings.read().unwrap_or_else(|e| e.into_inner()).clone()
+        sync::read(&self.settings).clone()
     }
 
     /// The effective config.
     pub fn config(&self) -> TopicConfig {
-        self.settings.read().unwrap_or_else(|e| e.into_inner()).config.clone()
+        sync::read(&self.settings).config.clone()
     }
 
     /// Checks that `partition` exists.

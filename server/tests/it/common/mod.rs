@@ -104,6 +104,17 @@ pub async fn fetch(
         .map(tonic::Response::into_inner)
 }
 
+/// A subscription to partition 0 of `topic` from `at`, every message, the broker's default response size.
+pub fn subscribe_request(topic: &str, at: v1::position::At) -> v1::SubscribeRequest {
+    v1::SubscribeRequest {
+        topic: topic.into(),
+        partition: 0,
+        start: Some(v1::Position { at: Some(at) }),
+        tags: vec![],
+        max_bytes: 0,
+    }
+}
+
 pub fn values(r: &v1::FetchResponse) -> Vec<String> {
     r.messages.iter().map(|m| String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into_owned()).collect()
 }
