@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::batch::BatchError;
 use crate::config::ConfigError;
+use crate::volume::{VolumeSpace, human_bytes};
 
 /// Everything that can go wrong in a storage engine.
 #[derive(Debug, thiserror::Error)]
@@ -63,11 +64,16 @@ pub enum StorageError {
         /// The log end offset (next offset to be written; reading it waits for new data).
         end: i64,
     },
-    /// The disk is full; reads still work, appends are refused until space is freed.
-    #[error("no space left on device while writing {path}")]
+    /// The disk is full, or below its free-space guard; reads still work, appends are refused until
+    /// space is freed.
+    #[error("no space left on device while writing {path}{}", volume_note(.volume, .needed))]
     DiskFull {
         /// The file being written.
         path: PathBuf,
+        /// The volume holding it and its free space, when it could be measured.
+        volume: Option<VolumeSpace>,
+        /// The bytes the write needed (including what must stay free), when known.
+        needed: Option<u64>,
     },
     /// Data on disk failed a check that recovery could not repair.
     #[error("corrupt data in {path}: {detail}")]
@@ -94,12 +100,29 @@ pub enum StorageError {
     Closed(String),
 }
 
+fn volume_note(volume: &Option<VolumeSpace>, needed: &Option<u64>) -> String {
+    match (volume, needed) {
+        (Some(v), Some(n)) => format!(" ({v}; {} needed)", human_bytes(*n)),
+        (Some(v), None) => format!(" ({v})"),
+        (None, Some(n)) => format!(" ({} needed)", human_bytes(*n)),
+        (None, None) => String::new(),
+    }
+}
+
 impl StorageError {
+    /// [`StorageError::DiskFull`] for `path`, naming its volume and free space when they can be measured
+    /// (from the nearest existing ancestor: the file itself may not exist).
+    pub fn disk_full(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        let volume = path.ancestors().find(|p| p.exists()).and_then(|p| crate::volume::space(p).ok());
+        StorageError::DiskFull { path, volume, needed: None }
+    }
+
     /// Wraps an I/O error with the path it happened on, turning `ENOSPC` into [`StorageError::DiskFull`].
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
         if source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull {
-            StorageError::DiskFull { path }
+            StorageError::disk_full(path)
         } else {
             StorageError::Io { path, source }
         }

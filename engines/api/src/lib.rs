@@ -10,7 +10,7 @@
 //! keep naming it.
 //!
 //! Nothing here does network IO; file IO is limited to copying a [`ReadSlice`] out and the durable-write
-//! helpers of [`fsutil`].
+//! helpers of [`fsutil`]; [`volume`] measures free disk space.
 
 pub mod config;
 pub mod durable;
@@ -21,6 +21,7 @@ pub mod headers;
 pub mod slice;
 pub mod sync;
 pub mod topic;
+pub mod volume;
 
 pub use janus_codec::batch;
 

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use crate::format::{self as rec, BLANK_RECORD_SIZE, Entry, MessageView};
 use janus_api::sync::{self, lock};
-use janus_api::{IoResultExt, StorageError};
+use janus_api::{IoResultExt, StorageError, volume};
 
 use crate::mapped::MappedFile;
 use janus_api::fsutil::sync_dir;
@@ -90,6 +90,9 @@ pub struct CommitLog {
     dir: PathBuf,
     file_bytes: u64,
     prewarm: bool,
+    /// Bytes that must stay free on the volume after a new file is preallocated (`None`: the default
+    /// guard of the volume, [`volume::default_min_free`]).
+    min_free: Option<u64>,
     files: RwLock<Vec<Arc<LogFile>>>,
     /// Physical end of the readable (published) messages.
     written: AtomicU64,
@@ -139,6 +142,7 @@ impl CommitLog {
             dir,
             file_bytes,
             prewarm,
+            min_free: None,
             files: RwLock::new(files),
             written: AtomicU64::new(0),
             create_lock: Mutex::new(()),
@@ -146,6 +150,12 @@ impl CommitLog {
             wanted_changed: Condvar::new(),
             stop: AtomicBool::new(false),
         })
+    }
+
+    /// Keeps `min_free` bytes free on the volume when creating files (`None`: the volume's default guard).
+    pub fn with_min_free(mut self, min_free: Option<u64>) -> Self {
+        self.min_free = min_free;
+        self
     }
 
     /// Size of every file.
@@ -365,10 +375,24 @@ impl CommitLog {
             }
         }
         let path = self.dir.join(file_name(start));
+        self.check_room(&path)?;
         let map = MappedFile::create(&path, self.file_bytes as usize, self.prewarm)?;
         let file = Arc::new(LogFile { start, map: Arc::new(map), max_store_ms: AtomicI64::new(i64::MIN) });
         sync::write(&self.files).push(Arc::clone(&file));
         Ok(file)
+    }
+
+    /// Refuses to create the file at `path` unless the volume has room for it and still keeps its guard free:
+    /// preallocating is all or nothing, and a file that would take the last free bytes would starve
+    /// RocksDB and the other engine on the same volume.
+    fn check_room(&self, path: &Path) -> Result<(), StorageError> {
+        let space = volume::space(&self.dir)?;
+        let needed =
+            self.file_bytes.saturating_add(self.min_free.unwrap_or_else(|| volume::default_min_free(space.total)));
+        if space.free < needed {
+            return Err(StorageError::DiskFull { path: path.to_path_buf(), volume: Some(space), needed: Some(needed) });
+        }
+        Ok(())
     }
 
     /// Asks the allocator to prepare the file at `start`.
@@ -413,8 +437,16 @@ impl CommitLog {
                 continue;
             }
             let ends_at_start = self.files().last().is_some_and(|f| f.end() == start);
-            if ends_at_start && let Err(e) = self.create_file(start) {
-                tracing::warn!(error = %e, start, "preallocating the next CommitLog file failed");
+            if !ends_at_start {
+                continue;
+            }
+            match self.create_file(start) {
+                Ok(_) => {}
+                // No room for a spare file: the writer creates it when it needs it, or reports the full disk.
+                Err(e @ StorageError::DiskFull { .. }) => {
+                    tracing::debug!(error = %e, start, "no room to preallocate the next CommitLog file yet")
+                }
+                Err(e) => tracing::warn!(error = %e, start, "preallocating the next CommitLog file failed"),
             }
         }
     }

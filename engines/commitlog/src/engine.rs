@@ -40,7 +40,8 @@ impl CommitLogEngine {
     pub fn open(dir: &Path, options: CommitLogOptions) -> Result<Self, StorageError> {
         options.validate()?;
         fs::create_dir_all(dir).at(dir)?;
-        let log = Arc::new(CommitLog::open(dir, options.file_bytes, options.prewarm)?);
+        let log =
+            Arc::new(CommitLog::open(dir, options.file_bytes, options.prewarm)?.with_min_free(options.min_free_bytes));
         let cq = CqStore::open(dir, options.consumequeue_file_entries, options.consumequeue_open_files)?;
         let index = IndexStore::open(dir, options.index_slots, options.index_entries)?;
         let tombstones = checkpoint::read_tombstones(dir)?;

@@ -24,6 +24,9 @@ pub struct CommitLogOptions {
     pub index_entries: u32,
     /// `checkpoint.interval.ms`: how often the flusher syncs everything and writes the checkpoint.
     pub checkpoint_interval_ms: u64,
+    /// `storage.min.free.bytes`: bytes a new CommitLog file must leave free on its volume (`None`: 1 GiB or
+    /// 5% of the volume, whichever is smaller).
+    pub min_free_bytes: Option<u64>,
 }
 
 impl Default for CommitLogOptions {
@@ -37,6 +40,7 @@ impl Default for CommitLogOptions {
             index_slots: 5_000_000,
             index_entries: 20_000_000,
             checkpoint_interval_ms: 10_000,
+            min_free_bytes: None,
         }
     }
 }
@@ -59,6 +63,9 @@ const INDEX_ENTRIES: OptionKey =
     OptionKey { name: "index.entries", allowed: "an integer from 2 to 100000000", min: 2, max: 100_000_000 };
 const CHECKPOINT: OptionKey =
     OptionKey { name: "checkpoint.interval.ms", allowed: "an integer from 1 to 86400000", min: 1, max: 86_400_000 };
+/// The free-space guard, shared with the broker's `[storage]` setting of the same meaning.
+pub const MIN_FREE: OptionKey =
+    OptionKey { name: "storage.min.free.bytes", allowed: "an integer from 0 to 2^50", min: 0, max: 1 << 50 };
 
 /// Every key [`CommitLogOptions::set`] accepts.
 pub const OPTION_KEYS: &[&str] = &[
@@ -70,6 +77,7 @@ pub const OPTION_KEYS: &[&str] = &[
     INDEX_SLOTS.name,
     INDEX_ENTRIES.name,
     CHECKPOINT.name,
+    MIN_FREE.name,
 ];
 
 impl CommitLogOptions {
@@ -86,6 +94,7 @@ impl CommitLogOptions {
             "index.slots" => self.index_slots = INDEX_SLOTS.parse(value)? as u32,
             "index.entries" => self.index_entries = INDEX_ENTRIES.parse(value)? as u32,
             "checkpoint.interval.ms" => self.checkpoint_interval_ms = CHECKPOINT.parse(value)?,
+            "storage.min.free.bytes" => self.min_free_bytes = Some(MIN_FREE.parse(value)?),
             _ => {
                 return Err(OptionKey::unknown(key, value, "commitlog engine", OPTION_KEYS));
             }
@@ -101,6 +110,9 @@ impl CommitLogOptions {
         INDEX_SLOTS.check(u64::from(self.index_slots))?;
         INDEX_ENTRIES.check(u64::from(self.index_entries))?;
         CHECKPOINT.check(self.checkpoint_interval_ms)?;
+        if let Some(min_free) = self.min_free_bytes {
+            MIN_FREE.check(min_free)?;
+        }
         Ok(())
     }
 

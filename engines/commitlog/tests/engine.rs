@@ -427,3 +427,34 @@ fn interval_and_sync_appends_complete_from_the_flusher() {
         wait(a.durable);
     }
 }
+
+#[test]
+fn a_file_that_would_break_the_free_space_guard_is_never_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = janus_api::volume::space(dir.path()).unwrap().free;
+    // A guard larger than the volume's free space: no CommitLog file fits under it.
+    let guarded = CommitLogOptions { min_free_bytes: Some(free + (1 << 30)), ..options() };
+    let e = CommitLogEngine::open(dir.path(), guarded).unwrap();
+    let tp = TopicPartition::new("g", 0);
+    e.create_topic(&TopicSpec::new("g", 1)).unwrap();
+    let err = e.append(&tp, batch(&[record("x", &[])])).unwrap_err();
+    let StorageError::DiskFull { volume: Some(volume), needed: Some(needed), .. } = &err else {
+        panic!("expected a full disk naming the volume, got {err:?}")
+    };
+    assert!(dir.path().canonicalize().unwrap().starts_with(&volume.mount_point), "{err}");
+    assert_eq!(*needed, 64 * 1024 + free + (1 << 30));
+    let message = err.to_string();
+    assert!(message.contains(&format!("volume {} has ", volume.mount_point.display())), "{message}");
+    assert!(message.contains("needed"), "{message}");
+    // Nothing half-made is left behind, and the partition still reads (empty).
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("commitlog")).unwrap().collect();
+    assert!(files.is_empty(), "{files:?}");
+    assert_eq!(e.offsets(&tp).unwrap().log_end, 0);
+    drop(e);
+
+    // With the default guard (at most 1 GiB) on the same volume the same write succeeds after a reopen.
+    let e = open(dir.path());
+    e.open_topic(&TopicSpec::new("g", 1)).unwrap();
+    assert_eq!(append(&e, &tp, &[record("y", &[])]), 0);
+    assert_eq!(all_values(&e, &tp, 1 << 20), vec!["y".to_string()]);
+}
