@@ -83,8 +83,8 @@ fn section_key(section: &str, engine_key: &str) -> String {
 pub struct LimitsSection {
     /// Largest gRPC message the broker decodes (tonic's `max_decoding_message_size`).
     pub max_request_bytes: usize,
-    /// Broker-wide budget of bytes held by in-flight produce requests and fetch responses; producers
-    /// beyond it wait.
+    /// The broker's memory budget: bytes held by requests once decoded, by fetch reads and by
+    /// subscriptions' read-ahead; requests beyond it wait, and a single request larger than it is refused.
     pub inflight_bytes: u64,
     /// The same budget per client connection.
     pub connection_inflight_bytes: u64,
@@ -96,6 +96,9 @@ pub struct LimitsSection {
     pub blocking_threads: usize,
     /// Responses a subscription buffers ahead of its reader.
     pub subscribe_buffer: usize,
+    /// Bytes a subscription buffers ahead of its reader (a single larger response is still read, alone);
+    /// buffered bytes also count against `inflight_bytes`.
+    pub subscribe_buffer_bytes: u64,
     /// Bytes per fetch or subscription response when the request says 0.
     pub default_fetch_bytes: u32,
     /// Largest `max_bytes` a fetch may ask for (larger requests are clamped).
@@ -114,6 +117,7 @@ impl Default for LimitsSection {
             max_concurrent_streams: 1024,
             blocking_threads: 64,
             subscribe_buffer: 4,
+            subscribe_buffer_bytes: 4 * 1024 * 1024,
             default_fetch_bytes: 1024 * 1024,
             max_fetch_bytes: 4 * 1024 * 1024,
             max_fetch_wait_ms: 60_000,
@@ -140,11 +144,23 @@ impl LimitsSection {
         check_range("limits.max_concurrent_streams", self.max_concurrent_streams as u64, 1, 1_000_000)?;
         check_range("limits.blocking_threads", self.blocking_threads as u64, 1, 4096)?;
         check_range("limits.subscribe_buffer", self.subscribe_buffer as u64, 1, 1024)?;
+        check_range("limits.subscribe_buffer_bytes", self.subscribe_buffer_bytes, 1024, u32::MAX as u64)?;
         check_range("limits.default_fetch_bytes", self.default_fetch_bytes as u64, 1, GIB)?;
         check_range("limits.max_fetch_bytes", self.max_fetch_bytes as u64, 1, GIB)?;
         check_range("limits.max_fetch_wait_ms", self.max_fetch_wait_ms as u64, 0, 3_600_000)?;
         Ok(())
     }
+}
+
+/// Disk space (`[storage]`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSection {
+    /// The free-space guard (`storage.min.free.bytes` in the engines' terms): below this many free bytes on
+    /// a volume the broker writes to, produce is refused with RESOURCE_EXHAUSTED, and the commitlog engine
+    /// preallocates no file that would cross it. Unset: 1 GiB or 5% of the volume, whichever is smaller;
+    /// 0: no guard (only a really full disk refuses writes).
+    pub min_free_bytes: Option<u64>,
 }
 
 /// The whole broker configuration. `Default` is the embedded defaults (no file needed).
@@ -170,6 +186,8 @@ pub struct BrokerConfig {
     pub max_partitions: u64,
     /// Memory and concurrency limits.
     pub limits: LimitsSection,
+    /// Disk space.
+    pub storage: StorageSection,
     /// How often retention (and compaction) runs, in milliseconds.
     pub retention_check_interval_ms: u64,
     /// How often disk use and consumer lag are measured, in milliseconds.
@@ -198,6 +216,7 @@ impl Default for BrokerConfig {
             segment: BTreeMap::new(),
             max_partitions: DEFAULT_MAX_PARTITIONS,
             limits: LimitsSection::default(),
+            storage: StorageSection::default(),
             retention_check_interval_ms: 5 * 60 * 1000,
             metrics_interval_ms: 10_000,
             shutdown_timeout_ms: 3_000,
@@ -345,6 +364,16 @@ impl BrokerConfig {
                     .set(kind, engine_key, value.trim())
                     .map_err(|e| ConfigError::invalid(&path, value, format!("{} ({engine_key})", e.allowed)))?;
             }
+        }
+        if let Some(min_free) = self.storage.min_free_bytes {
+            let value = min_free.to_string();
+            options.set(EngineKind::Commitlog, "storage.min.free.bytes", &value).map_err(|e| {
+                ConfigError::invalid(
+                    "storage.min_free_bytes",
+                    &value,
+                    format!("{} (storage.min.free.bytes)", e.allowed),
+                )
+            })?;
         }
         Ok(options)
     }

@@ -197,7 +197,7 @@ mod tests {
         });
         assert_eq!(e.code(), ErrorCode::OffsetOutOfRange);
         assert!(e.message().contains("0..3"), "{e}");
-        assert_eq!(BrokerError::from(StorageError::DiskFull { path: "/x".into() }).code(), ErrorCode::DiskFull);
+        assert_eq!(BrokerError::from(StorageError::disk_full("/x")).code(), ErrorCode::DiskFull);
         let e = BrokerError::from(StorageError::UnknownTopic("orders".into()));
         assert_eq!(e.code(), ErrorCode::UnknownTopic);
         assert!(e.message().contains("'orders'"), "{e}");

@@ -10,6 +10,7 @@
 //! | [`maintenance`] | retention, compaction and lag passes the runtime schedules |
 //! | [`meta`] | the RocksDB metadata store |
 //! | [`limits`] | in-flight byte budgets and the bounded blocking pool |
+//! | [`disk`] | the free-space guard over the volumes the broker writes |
 //! | [`metrics`] | what the core records |
 //! | [`error`] | [`BrokerError`] with stable numeric codes that each face maps to its own |
 //! | [`transfer`] | shipping a read's bytes to a socket (`sendfile`, `writev`): the `janus-transfer` crate |
@@ -18,6 +19,7 @@
 //! encode the answer. The core never sees a protocol type; engines never see the core.
 
 pub mod admin;
+pub mod disk;
 pub mod error;
 pub mod fetch;
 pub mod groups;
@@ -31,6 +33,7 @@ pub mod topics;
 /// Ship a [`janus_api::ReadSlice`] to a socket: `sendfile(2)` for file ranges, `writev(2)` for mapped regions.
 pub use janus_transfer as transfer;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -39,7 +42,8 @@ pub use fetch::{FetchLimits, FetchRequest, FetchResult, Position, Subscription};
 pub use produce::{PartitionAppend, ProduceRequest};
 use tokio::sync::watch;
 
-use crate::limits::{BlockingPool, InflightLimiter};
+use crate::disk::DiskGuard;
+use crate::limits::{BlockingPool, InflightLimiter, InflightPermit};
 use crate::topics::{Registry, Topic};
 
 /// The handle every face holds: topics and engines, budgets, the blocking pool, the shutdown signal.
@@ -49,6 +53,7 @@ pub struct Core {
     limiter: Arc<InflightLimiter>,
     pool: BlockingPool,
     fetch_limits: FetchLimits,
+    disk: Arc<DiskGuard>,
     shutdown: watch::Receiver<bool>,
     subscribe_buffered: Arc<AtomicU64>,
 }
@@ -60,16 +65,22 @@ impl std::fmt::Debug for Core {
 }
 
 impl Core {
-    /// A core over an opened registry; `shutdown` turns true when the broker shuts down (long-polls answer,
-    /// subscriptions end).
+    /// A core over an opened registry whose writes `disk` guards; `shutdown` turns true when the broker
+    /// shuts down (long-polls answer, subscriptions end).
     pub fn new(
         registry: Arc<Registry>,
         limiter: Arc<InflightLimiter>,
         pool: BlockingPool,
         fetch_limits: FetchLimits,
+        disk: Arc<DiskGuard>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Core { registry, limiter, pool, fetch_limits, shutdown, subscribe_buffered: Arc::new(AtomicU64::new(0)) }
+        Core { registry, limiter, pool, fetch_limits, disk, shutdown, subscribe_buffered: Arc::new(AtomicU64::new(0)) }
+    }
+
+    /// The free-space guard (for the runtime's metrics).
+    pub fn disk(&self) -> &Arc<DiskGuard> {
+        &self.disk
     }
 
     /// The topic registry (for the runtime's background tasks).
@@ -105,6 +116,29 @@ impl Core {
     /// A live topic (`UnknownTopic`, or `InvalidArgument` for an impossible name).
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>, BrokerError> {
         self.registry.topic(name)
+    }
+
+    /// Admits a request that will hold `bytes` of memory once decoded (faces measure it before decoding):
+    /// waits until they fit in the budgets of `connection` and of the broker, and refuses, with
+    /// `LimitExceeded`, a request larger than either budget on its own. Hold the permit until the request
+    /// is answered.
+    pub async fn admit(&self, connection: Option<SocketAddr>, bytes: usize) -> Result<InflightPermit, BrokerError> {
+        let stats = self.limiter.stats();
+        let connection_limit = self.limiter.connection_limit();
+        let (limit, key) = if bytes as u64 > stats.limit {
+            (stats.limit, "limits.inflight_bytes")
+        } else if connection.is_some() && bytes as u64 > connection_limit {
+            (connection_limit, "limits.connection_inflight_bytes")
+        } else {
+            return Ok(self.limiter.acquire(connection, bytes).await?);
+        };
+        Err(BrokerError::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "the request needs about {bytes} bytes of broker memory once decoded, more than the memory budget \
+                 {key} = {limit}; send fewer messages per request"
+            ),
+        ))
     }
 
     /// Runs a blocking registry or engine call on the pool.

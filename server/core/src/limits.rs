@@ -1,9 +1,10 @@
 //! Bounded memory: budgets of in-flight bytes, broker-wide and per client connection, and a bounded pool
 //! for the engines' blocking calls.
 //!
-//! A produce request acquires its encoded size from its connection's budget, then from the broker's,
-//! before it is processed, and gives it back when it has been answered; a fetch does the same for the
-//! bytes it may return. A producer that outruns the disk therefore waits for permits instead of piling
+//! A request acquires the memory it will hold once decoded (faces measure it before decoding: a request
+//! of many tiny messages grows many times over as objects) from its connection's budget, then from the
+//! broker's, and gives it back when it has been answered; a fetch does the same for the bytes it may
+//! return, and a subscription for the responses it buffers ahead of its reader. A producer that outruns the disk therefore waits for permits instead of piling
 //! up requests in memory; with `concurrency_per_connection` requests of a connection in progress, tonic
 //! takes no more from it and HTTP/2 flow control pushes back to the client. A single request larger than a
 //! budget takes the whole budget.
@@ -36,6 +37,11 @@ pub struct InflightStats {
 pub struct InflightLimiter {
     global: Arc<Semaphore>,
     global_limit: u32,
+    /// The share of the broker's budget data read ahead for subscriptions may take: a subscriber that
+    /// stops reading keeps what it buffered, so without a share stuck subscribers could hold the whole
+    /// budget and starve every request.
+    read_ahead: Arc<Semaphore>,
+    read_ahead_limit: u32,
     connection_limit: u32,
     connections: Mutex<HashMap<SocketAddr, Weak<Semaphore>>>,
     current: AtomicU64,
@@ -47,6 +53,7 @@ pub struct InflightLimiter {
 #[derive(Debug)]
 pub struct InflightPermit {
     _connection: Option<OwnedSemaphorePermit>,
+    _read_ahead: Option<OwnedSemaphorePermit>,
     _global: OwnedSemaphorePermit,
     bytes: u64,
     limiter: Arc<InflightLimiter>,
@@ -61,13 +68,16 @@ impl Drop for InflightPermit {
 
 impl InflightLimiter {
     /// Budgets of `global` bytes for the broker and `per_connection` bytes for each connection (both are
-    /// clamped to `u32::MAX`).
+    /// clamped to `u32::MAX`); subscriptions' read-ahead may take half of `global`.
     pub fn new(global: u64, per_connection: u64) -> Arc<Self> {
         let global_limit = global.clamp(1, u32::MAX as u64) as u32;
+        let read_ahead_limit = (global_limit / 2).max(1);
         m::set_inflight_limit(global_limit as u64);
         Arc::new(InflightLimiter {
             global: Arc::new(Semaphore::new(global_limit as usize)),
             global_limit,
+            read_ahead: Arc::new(Semaphore::new(read_ahead_limit as usize)),
+            read_ahead_limit,
             connection_limit: per_connection.clamp(1, u32::MAX as u64) as u32,
             connections: Mutex::new(HashMap::new()),
             current: AtomicU64::new(0),
@@ -112,13 +122,42 @@ impl InflightLimiter {
             }
             None => None,
         };
+        self.take_global(conn, None, bytes).await
+    }
+
+    /// Waits until `bytes` read ahead for a subscription fit in the read-ahead share (half the broker's
+    /// budget), then in the broker's budget.
+    pub async fn acquire_read_ahead(self: &Arc<Self>, bytes: usize) -> Result<InflightPermit, LimiterClosed> {
+        let bytes = bytes.max(1) as u64;
+        let n = bytes.min(self.read_ahead_limit as u64) as u32;
+        let share = self.take(Arc::clone(&self.read_ahead), n).await?;
+        self.take_global(None, Some(share), bytes).await
+    }
+
+    async fn take_global(
+        self: &Arc<Self>,
+        connection: Option<OwnedSemaphorePermit>,
+        read_ahead: Option<OwnedSemaphorePermit>,
+        bytes: u64,
+    ) -> Result<InflightPermit, LimiterClosed> {
         let n = bytes.min(self.global_limit as u64) as u32;
         let global = self.take(Arc::clone(&self.global), n).await?;
         let held = n as u64;
         let now = self.current.fetch_add(held, Ordering::AcqRel) + held;
         self.peak.fetch_max(now, Ordering::AcqRel);
         m::set_inflight_bytes(now);
-        Ok(InflightPermit { _connection: conn, _global: global, bytes: held, limiter: Arc::clone(self) })
+        Ok(InflightPermit {
+            _connection: connection,
+            _read_ahead: read_ahead,
+            _global: global,
+            bytes: held,
+            limiter: Arc::clone(self),
+        })
+    }
+
+    /// The per-connection budget.
+    pub fn connection_limit(&self) -> u64 {
+        u64::from(self.connection_limit)
     }
 
     /// The current accounting.
@@ -196,6 +235,19 @@ mod tests {
         assert!(s.peak <= 1000, "{s:?}");
         assert!(s.peak >= 300);
         assert!(s.waits > 0, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn read_ahead_takes_at_most_half_the_budget_and_requests_still_get_the_rest() {
+        let limiter = InflightLimiter::new(1000, 1000);
+        let held = limiter.acquire_read_ahead(400).await.unwrap();
+        // The share is spent: more read-ahead waits, while a request still gets the other half at once.
+        let more = tokio::time::timeout(std::time::Duration::from_millis(50), limiter.acquire_read_ahead(200)).await;
+        assert!(more.is_err(), "read-ahead beyond half the budget must wait");
+        let request = tokio::time::timeout(std::time::Duration::from_millis(50), limiter.acquire(None, 500)).await;
+        assert!(request.is_ok(), "requests keep the half of the budget read-ahead cannot take");
+        drop(held);
+        limiter.acquire_read_ahead(200).await.unwrap();
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 //! | `janus_request_duration_seconds` | histogram | `rpc`, `code` (recorded by the faces) |
 //! | `janus_flush_duration_seconds` | histogram | `engine` (time a `wait_durable` produce waited for the disk) |
 //! | `janus_disk_bytes` | gauge | `engine` (allocated bytes under the engine's directory) |
+//! | `janus_volume_free_bytes`, `janus_volume_size_bytes`, `janus_volume_min_free_bytes` | gauge | `volume` (mount point), `holds` (engine or `meta`) |
 //! | `janus_consumer_lag` | gauge | `group`, `topic`, `partition` |
 //! | `janus_inflight_bytes`, `janus_inflight_bytes_limit` | gauge | |
 //! | `janus_inflight_waits_total` | counter | |
@@ -30,6 +31,9 @@ pub fn describe() {
     describe_histogram!("janus_request_duration_seconds", "gRPC request latency, per RPC and status code");
     describe_histogram!("janus_flush_duration_seconds", "Time produce requests waited for the disk, per engine");
     describe_gauge!("janus_disk_bytes", "Bytes allocated on disk, per engine");
+    describe_gauge!("janus_volume_free_bytes", "Free bytes on the volume of each data directory");
+    describe_gauge!("janus_volume_size_bytes", "Size of the volume of each data directory");
+    describe_gauge!("janus_volume_min_free_bytes", "Free-space guard of the volume: produce is refused below it");
     describe_gauge!("janus_consumer_lag", "Log end offset minus committed offset, per group and partition");
     describe_gauge!("janus_inflight_bytes", "Bytes held by in-flight requests");
     describe_gauge!("janus_inflight_bytes_limit", "Broker-wide in-flight byte budget");
@@ -58,6 +62,14 @@ pub fn record_flush(engine: &'static str, elapsed: Duration) {
 /// Sets the disk use of an engine.
 pub fn set_disk_bytes(engine: &'static str, bytes: u64) {
     gauge!("janus_disk_bytes", "engine" => engine).set(bytes as f64);
+}
+
+/// Sets the space of the volume holding one data directory.
+pub fn set_volume(report: &crate::disk::VolumeReport) {
+    let labels = [("volume", report.space.mount_point.display().to_string()), ("holds", report.holds.to_string())];
+    gauge!("janus_volume_free_bytes", &labels).set(report.space.free as f64);
+    gauge!("janus_volume_size_bytes", &labels).set(report.space.total as f64);
+    gauge!("janus_volume_min_free_bytes", &labels).set(report.min_free as f64);
 }
 
 /// Sets a group's lag on one partition.

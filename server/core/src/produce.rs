@@ -8,7 +8,6 @@
 //! retry may duplicate them: at-least-once).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +17,7 @@ use janus_codec::partitioner::partition_for_key;
 
 use crate::Core;
 use crate::error::{BrokerError, ErrorCode};
+use crate::limits::InflightPermit;
 use crate::metrics;
 use crate::topics::Topic;
 
@@ -132,16 +132,16 @@ fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<NewReco
 }
 
 impl Core {
-    /// Produces `req`, first holding `request_bytes` (the request's size on the wire) of the in-flight
-    /// budgets of `connection` and of the broker until it is answered.
+    /// Produces `req`. The face admitted the request's memory before decoding it (see [`Core::admit`]) and
+    /// hands that admission over, so it is held until the request is answered.
     pub async fn produce(
         &self,
-        connection: Option<SocketAddr>,
-        request_bytes: usize,
+        admission: InflightPermit,
         req: ProduceRequest,
     ) -> Result<Vec<PartitionAppend>, BrokerError> {
-        let _permit = self.limiter.acquire(connection, request_bytes).await?;
+        let _admission = admission;
         let topic = self.topic(&req.topic)?;
+        self.disk.check(topic.engine)?;
         let wait_durable = req.wait_durable;
         let max = topic.config().max_message_bytes as usize;
         let routed = route(&topic, req)?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use janus_core::disk::DiskGuard;
 use janus_core::limits::{BlockingPool, InflightLimiter, InflightStats};
 use janus_core::meta::MetaStore;
 use janus_core::topics::{ENGINE_KINDS, EngineSet, Reconciliation, Registry, engine_dir};
@@ -118,6 +119,8 @@ impl Broker {
 
         let limits = &config.limits;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let engine_dirs = ENGINE_KINDS.iter().map(|&k| (k, engine_dir(&config.data_dir, k))).collect();
+        let disk = DiskGuard::new(engine_dirs, config.data_dir.join(META_DIR), config.storage.min_free_bytes);
         let core = Core::new(
             Arc::new(registry),
             InflightLimiter::new(limits.inflight_bytes, limits.connection_inflight_bytes),
@@ -127,6 +130,7 @@ impl Broker {
                 max_fetch_bytes: limits.max_fetch_bytes,
                 max_fetch_wait_ms: limits.max_fetch_wait_ms,
             },
+            Arc::new(disk),
             shutdown_rx.clone(),
         );
 
@@ -250,7 +254,7 @@ async fn retention_loop(core: Core, interval: Duration) {
     }
 }
 
-/// Measures disk use per engine and every group's lag every `interval`; runs the recorder's upkeep.
+/// Measures disk use per engine, free space per volume and every group's lag every `interval`; runs the recorder's upkeep.
 async fn metrics_loop(
     core: Core,
     prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -260,6 +264,7 @@ async fn metrics_loop(
     let mut shutdown = core.shutdown_signal();
     loop {
         let registry = Arc::clone(core.registry());
+        let disk = Arc::clone(core.disk());
         let dir = data_dir.clone();
         let result = core
             .pool()
@@ -268,6 +273,7 @@ async fn metrics_loop(
                     janus_core::metrics::set_disk_bytes(kind.as_str(), metrics::disk_usage(&engine_dir(&dir, kind)));
                 }
                 janus_core::metrics::set_disk_bytes("meta", metrics::disk_usage(&dir.join(META_DIR)));
+                disk.report().iter().for_each(janus_core::metrics::set_volume);
                 maintenance::lag_pass(&registry);
             })
             .await;

@@ -1,5 +1,6 @@
-//! Bounded memory under load (a tiny in-flight budget: every produce completes, the budget is never
-//! exceeded, producers wait), and the Prometheus endpoint after traffic.
+//! Bounded memory under load (a tiny memory budget: every produce completes, the budget is never exceeded,
+//! producers wait, and a request larger than the budget on its own is refused), and the Prometheus
+//! endpoint after traffic.
 
 use std::sync::Arc;
 
@@ -10,8 +11,9 @@ use janus_proto::v1;
 async fn many_concurrent_produces_finish_within_a_tiny_budget() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config(dir.path());
-    cfg.limits.inflight_bytes = 8 * 1024;
-    cfg.limits.connection_inflight_bytes = 6 * 1024;
+    // Each request below holds about 6.5 KiB once decoded (two 1,500-byte messages, measured before decoding).
+    cfg.limits.inflight_bytes = 16 * 1024;
+    cfg.limits.connection_inflight_bytes = 12 * 1024;
     let (broker, mut c) = start(cfg).await;
     create(&mut c, "load", v1::Engine::Segment, 4, &[("flush.policy", "sync")]).await;
     create(&mut c, "load-cl", v1::Engine::Commitlog, 4, &[("flush.policy", "sync")]).await;
@@ -38,11 +40,24 @@ async fn many_concurrent_produces_finish_within_a_tiny_budget() {
         assert_eq!(t.await.unwrap().unwrap(), 1);
     }
     let stats = broker.inflight();
-    assert_eq!(stats.limit, 8 * 1024);
+    assert_eq!(stats.limit, 16 * 1024);
     assert!(stats.peak <= stats.limit, "{stats:?}");
     assert!(stats.peak > 0, "{stats:?}");
     assert!(stats.waits > 0, "producers should have waited for budget: {stats:?}");
     assert_eq!(stats.current, 0, "{stats:?}");
+    // A request that alone needs more than the connection's budget is refused, naming the limit.
+    let e = c
+        .producer
+        .produce(v1::ProduceRequest {
+            topic: "load".into(),
+            partition: Some(0),
+            messages: (0..4).map(|_| msg(None, &value)).collect(),
+            wait_durable: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("limits.connection_inflight_bytes = 12288"), "{}", e.message());
     // (The gauges are process-wide and other tests' brokers share them: assert on the broker's own API.)
     let text = scrape(broker.metrics_addr()).await;
     assert!(text.contains("janus_inflight_bytes_limit"), "{text}");

@@ -1,20 +1,25 @@
 //! `janus.v1.Consumer`: Fetch (long-polling), Subscribe (flow-controlled streaming) and consumer-group
 //! offsets, each a call of the core.
 //!
-//! A subscription reads ahead at most `limits.subscribe_buffer` responses (a bounded channel between its
-//! reader task, which drives the core's [`Subscription`], and the gRPC stream), so a slow consumer holds
-//! the broker's memory to that, plus what HTTP/2 flow control lets through.
+//! A subscription reads ahead into a bounded channel between its reader task, which drives the core's
+//! [`Subscription`], and the gRPC stream: at most `limits.subscribe_buffer` responses and
+//! `limits.subscribe_buffer_bytes` bytes, every one of them also held in the broker's memory budget (of
+//! which subscriptions together may take half, so stuck subscribers cannot starve requests). The
+//! response last handed to gRPC stays counted until the stream is asked for the next one (HTTP/2 keeps a
+//! response a client does not read in its send buffer), so a slow or stopped reader pauses its
+//! subscription, and all subscriptions together stay within the budget.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
+use janus_core::limits::InflightPermit;
 use janus_core::{Core, FetchRequest, Position, Subscription, metrics};
 use janus_proto::v1;
 use janus_proto::v1::consumer_server::Consumer;
 use prost::Message as _;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_stream::Stream;
 use tonic::codec::SingleMessageCompressionOverride;
 use tonic::{Request, Response, Status};
@@ -23,36 +28,55 @@ use super::convert::{fetch_response, group_partition, partition_offsets, positio
 use super::status::to_status;
 use super::timer::RpcTimer;
 
+/// How much a subscription may read ahead of its reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadAhead {
+    /// Responses.
+    pub responses: usize,
+    /// Bytes (a single larger response is still read, alone).
+    pub bytes: u64,
+}
+
 /// The Consumer service.
 pub struct ConsumerService {
     core: Core,
-    subscribe_buffer: usize,
+    read_ahead: ReadAhead,
     compress_min_bytes: Option<u32>,
 }
 
-/// The gRPC stream of a subscription: takes responses from the reader task's bounded channel and keeps
-/// the buffered-bytes accounting.
-pub struct SubscriptionStream {
-    rx: mpsc::Receiver<(Result<v1::FetchResponse, Status>, u64)>,
+/// The memory one buffered response holds: in the subscription's own bound and in the broker's budget.
+struct Held {
+    bytes: u64,
     buffered: Arc<AtomicU64>,
+    _own: OwnedSemaphorePermit,
+    _budget: InflightPermit,
 }
 
-impl SubscriptionStream {
-    fn release(&self, bytes: u64) {
-        if bytes > 0 {
-            self.buffered.fetch_sub(bytes, Ordering::AcqRel);
-            metrics::add_subscribe_buffered(-(bytes as f64));
-        }
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.buffered.fetch_sub(self.bytes, Ordering::AcqRel);
+        metrics::add_subscribe_buffered(-(self.bytes as f64));
     }
+}
+
+type Buffered = (Result<v1::FetchResponse, Status>, Option<Held>);
+
+/// The gRPC stream of a subscription: takes responses from the reader task's bounded channel, keeping
+/// the last one's memory counted until the next is asked for.
+pub struct SubscriptionStream {
+    rx: mpsc::Receiver<Buffered>,
+    last: Option<Held>,
 }
 
 impl Stream for SubscriptionStream {
     type Item = Result<v1::FetchResponse, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        // Asked for more: the previous response has left for the connection.
+        self.last = None;
         match self.rx.poll_recv(cx) {
-            Poll::Ready(Some((item, bytes))) => {
-                self.release(bytes);
+            Poll::Ready(Some((item, held))) => {
+                self.last = held;
                 Poll::Ready(Some(item))
             }
             Poll::Ready(None) => Poll::Ready(None),
@@ -64,21 +88,27 @@ impl Stream for SubscriptionStream {
 impl Drop for SubscriptionStream {
     fn drop(&mut self) {
         self.rx.close();
-        while let Ok((_, bytes)) = self.rx.try_recv() {
-            self.release(bytes);
-        }
+        while self.rx.try_recv().is_ok() {}
     }
 }
 
-/// The reader task of a subscription: waits for a free slot in the bounded channel (the read-ahead), then
-/// for the core's next read; ends when the client goes away, the broker shuts down, or the subscription
-/// ends with an error.
+/// The memory a response holds: its encoded size plus its decoded message structs.
+fn response_bytes(resp: &v1::FetchResponse) -> u64 {
+    (resp.encoded_len() + resp.messages.len() * size_of::<v1::ConsumedMessage>()) as u64
+}
+
+/// The reader task of a subscription: waits for a free slot in the bounded channel, then for the core's
+/// next read, then for room in the subscription's byte bound and the broker's budget; ends when the
+/// client goes away, the broker shuts down, or the subscription ends with an error.
 async fn run_subscription(
     mut subscription: Subscription,
-    buffered: Arc<AtomicU64>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-    tx: mpsc::Sender<(Result<v1::FetchResponse, Status>, u64)>,
+    core: Core,
+    read_ahead: ReadAhead,
+    tx: mpsc::Sender<Buffered>,
 ) {
+    let own = Arc::new(Semaphore::new(read_ahead.bytes.min(u32::MAX as u64) as usize));
+    let buffered = Arc::clone(core.subscribe_buffered());
+    let mut shutdown = core.shutdown_signal();
     loop {
         // A free slot first: while the reader is slow, nothing more is read (the read-ahead is the channel).
         let slot = tokio::select! {
@@ -93,27 +123,40 @@ async fn run_subscription(
             next = subscription.next() => next,
             _ = tx.closed() => return,
         };
-        match next {
-            Ok(read) => {
-                let resp = fetch_response(read);
-                let bytes = resp.encoded_len() as u64;
-                buffered.fetch_add(bytes, Ordering::AcqRel);
-                metrics::add_subscribe_buffered(bytes as f64);
-                slot.send((Ok(resp), bytes));
-            }
+        let read = match next {
+            Ok(read) => read,
             Err(e) => {
-                slot.send((Err(to_status(e)), 0));
+                slot.send((Err(to_status(e)), None));
                 return;
             }
-        }
+        };
+        let resp = fetch_response(read);
+        let bytes = response_bytes(&resp);
+        let own_permits = bytes.clamp(1, read_ahead.bytes.min(u32::MAX as u64)) as u32;
+        let held = tokio::select! {
+            held = async {
+                let own = Arc::clone(&own).acquire_many_owned(own_permits).await.ok()?;
+                let budget = core.limiter().acquire_read_ahead(bytes as usize).await.ok()?;
+                Some(Held { bytes, buffered: Arc::clone(&buffered), _own: own, _budget: budget })
+            } => match held {
+                Some(held) => held,
+                None => return,
+            },
+            _ = tx.closed() => return,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        buffered.fetch_add(bytes, Ordering::AcqRel);
+        metrics::add_subscribe_buffered(bytes as f64);
+        slot.send((Ok(resp), Some(held)));
     }
 }
 
 impl ConsumerService {
-    /// A service over `core` whose subscriptions read ahead at most `subscribe_buffer` responses; with
+    /// A service over `core` whose subscriptions read at most `read_ahead` ahead of their readers; with
     /// response compression on (`compress_min_bytes` set), Fetch responses below that size go uncompressed.
-    pub fn new(core: Core, subscribe_buffer: usize, compress_min_bytes: Option<u32>) -> Self {
-        ConsumerService { core, subscribe_buffer: subscribe_buffer.max(1), compress_min_bytes }
+    pub fn new(core: Core, read_ahead: ReadAhead, compress_min_bytes: Option<u32>) -> Self {
+        let read_ahead = ReadAhead { responses: read_ahead.responses.max(1), bytes: read_ahead.bytes.max(1) };
+        ConsumerService { core, read_ahead, compress_min_bytes }
     }
 
     async fn fetch_one(
@@ -136,10 +179,9 @@ impl ConsumerService {
         let start = req.start.and_then(|p| p.at).map_or(Position::Latest, position);
         let subscription =
             self.core.subscribe(&req.topic, req.partition, start, req.max_bytes, req.tags).await.map_err(to_status)?;
-        let (tx, rx) = mpsc::channel(self.subscribe_buffer);
-        let buffered = Arc::clone(self.core.subscribe_buffered());
-        tokio::spawn(run_subscription(subscription, Arc::clone(&buffered), self.core.shutdown_signal(), tx));
-        Ok(SubscriptionStream { rx, buffered })
+        let (tx, rx) = mpsc::channel(self.read_ahead.responses);
+        tokio::spawn(run_subscription(subscription, self.core.clone(), self.read_ahead, tx));
+        Ok(SubscriptionStream { rx, last: None })
     }
 
     async fn commit(&self, req: v1::CommitOffsetsRequest) -> Result<v1::CommitOffsetsResponse, Status> {

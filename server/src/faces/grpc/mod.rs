@@ -4,6 +4,7 @@
 //! and encodes the answer; errors become statuses in [`status`].
 
 pub mod admin;
+pub mod admission;
 pub mod consumer;
 pub mod convert;
 pub mod producer;
@@ -22,7 +23,7 @@ use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 
 use self::admin::AdminService;
-use self::consumer::ConsumerService;
+use self::consumer::{ConsumerService, ReadAhead};
 use self::producer::ProducerService;
 use crate::config::LimitsSection;
 use crate::runtime::face::Face;
@@ -81,7 +82,8 @@ async fn serve(
     let max = limits.max_request_bytes;
     let admin = AdminServer::new(AdminService::new(core.clone()));
     let producer = ProducerServer::new(ProducerService::new(core.clone()));
-    let consumer = ConsumerServer::new(ConsumerService::new(core.clone(), limits.subscribe_buffer, compression));
+    let read_ahead = ReadAhead { responses: limits.subscribe_buffer, bytes: limits.subscribe_buffer_bytes };
+    let consumer = ConsumerServer::new(ConsumerService::new(core.clone(), read_ahead, compression));
     // Requests may always come gzip- or zstd-compressed; responses are compressed only when the operator
     // turned it on (and the client accepts it).
     let (gzip, zstd) = (CompressionEncoding::Gzip, CompressionEncoding::Zstd);
@@ -95,6 +97,7 @@ async fn serve(
     }
     let router = tonic::transport::Server::builder()
         .layer(wire_status::layer())
+        .layer(admission::AdmissionLayer::new(core.clone(), max))
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .tcp_nodelay(true)

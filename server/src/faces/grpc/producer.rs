@@ -1,5 +1,5 @@
 //! `janus.v1.Producer`: Produce (unary) and ProduceStream (client streaming), each request handed to
-//! [`Core::produce`] with its encoded size for the in-flight budgets.
+//! [`Core::produce`] with the memory admission [`super::admission`] got for it before it was decoded.
 
 use janus_core::{Core, ProduceRequest};
 use janus_proto::v1;
@@ -7,6 +7,7 @@ use janus_proto::v1::producer_server::Producer;
 use prost::Message as _;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::admission::Admitted;
 use super::convert::{new_record, partition_append};
 use super::status::to_status;
 use super::timer::RpcTimer;
@@ -25,16 +26,21 @@ impl ProducerService {
     async fn produce_one(
         &self,
         connection: Option<std::net::SocketAddr>,
+        admitted: Option<&Admitted>,
         req: v1::ProduceRequest,
     ) -> Result<v1::ProduceResponse, Status> {
-        let size = req.encoded_len();
+        let admission = match admitted.and_then(Admitted::take) {
+            Some(permit) => permit,
+            // Served without the admission layer: admit what is already decoded.
+            None => self.core.admit(connection, req.encoded_len()).await.map_err(to_status)?,
+        };
         let req = ProduceRequest {
             topic: req.topic,
             partition: req.partition,
             messages: req.messages.into_iter().map(new_record).collect(),
             wait_durable: req.wait_durable,
         };
-        let appends = self.core.produce(connection, size, req).await.map_err(to_status)?;
+        let appends = self.core.produce(admission, req).await.map_err(to_status)?;
         Ok(v1::ProduceResponse { appends: appends.into_iter().map(partition_append).collect() })
     }
 }
@@ -44,7 +50,8 @@ impl Producer for ProducerService {
     async fn produce(&self, request: Request<v1::ProduceRequest>) -> Result<Response<v1::ProduceResponse>, Status> {
         let timer = RpcTimer::start("Produce");
         let connection = request.remote_addr();
-        timer.finish(self.produce_one(connection, request.into_inner()).await).map(Response::new)
+        let admitted = request.extensions().get::<Admitted>().cloned();
+        timer.finish(self.produce_one(connection, admitted.as_ref(), request.into_inner()).await).map(Response::new)
     }
 
     async fn produce_stream(
@@ -53,13 +60,14 @@ impl Producer for ProducerService {
     ) -> Result<Response<v1::ProduceResponse>, Status> {
         let timer = RpcTimer::start("ProduceStream");
         let connection = request.remote_addr();
+        let admitted = request.extensions().get::<Admitted>().cloned();
         let mut stream = request.into_inner();
         let result = async {
             let mut appends = Vec::new();
             // One request at a time: the next is read from the stream only when this one is done, so HTTP/2
             // flow control holds back a client that sends faster than the disk takes it.
             while let Some(req) = stream.message().await? {
-                appends.extend(self.produce_one(connection, req).await?.appends);
+                appends.extend(self.produce_one(connection, admitted.as_ref(), req).await?.appends);
             }
             Ok(v1::ProduceResponse { appends })
         }

@@ -71,7 +71,7 @@ mod tests {
                 StorageError::OffsetOutOfRange { topic: "t".into(), partition: 0, offset: 9, start: 0, end: 3 },
                 Code::OutOfRange,
             ),
-            (StorageError::DiskFull { path: "/x".into() }, Code::ResourceExhausted),
+            (StorageError::disk_full("/x"), Code::ResourceExhausted),
             (StorageError::Unsupported("tags".into()), Code::FailedPrecondition),
             (StorageError::Closed("bye".into()), Code::Unavailable),
         ];
