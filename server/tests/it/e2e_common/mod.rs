@@ -45,10 +45,21 @@ pub const E2E_SETS: &[&str] = &[
     "segment.index_bytes=65536",
 ];
 
+/// The number of cycles of the crash loop (`e2e_crash`).
+pub const CRASH_CYCLES_ENV: &str = "JANUS_CRASH_CYCLES";
+
+/// Variables that set the tests, not `janusd`: removed from its environment, since janusd refuses a
+/// `JANUS_*` variable that is not one of its keys.
+pub const TEST_ENV: &[&str] = &[CRASH_CYCLES_ENV];
+
 /// A `janusd` command on `data_dir` with loopback port-0 listeners, each of `sets` as a `--set` flag,
-/// and stdout piped (for [`Janusd::start`]). Environment and stderr are the caller's to set.
+/// and stdout piped (for [`Janusd::start`]). Environment (but [`TEST_ENV`]) and stderr are the caller's
+/// to set.
 pub fn janusd_command(data_dir: &Path, sets: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_janusd"));
+    for name in TEST_ENV {
+        cmd.env_remove(name);
+    }
     cmd.arg("--data-dir").arg(data_dir).args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
     for set in sets {
         cmd.arg("--set").arg(set);
