@@ -10,9 +10,13 @@
 //! ```
 //!
 //! Files are created sparse at their full size. Entries are written with `pwrite` (a full disk is then an
-//! error, not a SIGBUS) and read through a read-only view of a shared mapping, made on the first read (the
-//! writer needs no mapping). Open files and their maps live in one LRU bounded by
-//! `consumequeue.open.files`; idle ones are closed (and unmapped) and reopened on demand.
+//! error, not a SIGBUS) and read in ranges through a read-only view of a shared mapping, made on the first
+//! range read (the writer needs no mapping). Single entries (the probes of a search, a lookup's check) are
+//! read with `pread` instead: a fault on the mapping reads around it, up to the device's readahead
+//! (`read_ahead_kb`, 8 MiB on some disks, more than a whole 6 MB file), and past a queue's last entry that
+//! is a hole the kernel fills with zeros page by page, whereas a `pread` of 20 bytes reads one page.
+//! Open files and their maps live in one LRU bounded by `consumequeue.open.files`; idle ones are closed
+//! (and unmapped) and reopened on demand.
 //! An entry with size 0 is absent (files start zeroed): the entries of a file form a prefix.
 
 use std::collections::{HashMap, HashSet};
@@ -158,12 +162,36 @@ impl CqFile {
         self.file.write_all_at(bytes, (index * CQ_ENTRY_SIZE) as u64).at(&self.path)
     }
 
+    /// Reads entry `index` (< entries) with a positioned read, not through the mapping (see the module docs).
+    fn read_entry(&self, index: usize) -> Result<CqEntry, StorageError> {
+        let mut b = [0u8; CQ_ENTRY_SIZE];
+        self.file.read_exact_at(&mut b, (index * CQ_ENTRY_SIZE) as u64).at(&self.path)?;
+        Ok(CqEntry::decode(&b))
+    }
+
     /// How many entries the file holds (the prefix of present entries).
+    ///
+    /// Searched from the front (probes 0, 2, 6, 14, ... until one is absent, then a binary search below it),
+    /// with positioned reads: finding `n` entries reads only the pages below about `2n`. A binary search
+    /// over the whole file would probe the hole past the last entry about twenty times, and each probe
+    /// through the mapping would make the kernel read (zero-fill) megabytes around it: at open, with
+    /// thousands of queues, that was seconds and hundreds of MB of mapped pages.
     fn present(&self) -> Result<usize, StorageError> {
-        let (mut lo, mut hi) = (0, self.entries);
+        let is_present =
+            |i: usize| -> Result<bool, StorageError> { Ok(i < self.entries && self.read_entry(i)?.is_present()) };
+        // Invariant: entries below `lo` are present, entry `hi` (or the end of the file) is not.
+        let (mut lo, mut step) = (0, 1);
+        let mut hi = loop {
+            let probe = lo + step - 1;
+            if !is_present(probe)? {
+                break probe.min(self.entries);
+            }
+            lo = probe + 1;
+            step *= 2;
+        };
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if self.read(mid, 1)?.first().is_some_and(CqEntry::is_present) {
+            if is_present(mid)? {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -315,9 +343,12 @@ impl CqStore {
         file.read((from % per) as usize, count)
     }
 
-    /// One entry of `q`, if its file exists.
+    /// One entry of `q`, if its file exists and the entry is present; read with `pread`, so that the
+    /// probes of a search do not fault the file in around them (see the module docs).
     pub fn entry(&self, q: &QueueLoc, index: u64) -> Result<Option<CqEntry>, StorageError> {
-        Ok(self.read(q, index, 1)?.into_iter().next().filter(CqEntry::is_present))
+        let per = self.entries_per_file;
+        let Some(file) = self.file(q, index / per, false)? else { return Ok(None) };
+        Ok(Some(file.read_entry((index % per) as usize)?).filter(CqEntry::is_present))
     }
 
     /// The file numbers present for `q`, ascending.
