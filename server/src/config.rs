@@ -105,6 +105,14 @@ pub struct LimitsSection {
     pub max_fetch_bytes: u32,
     /// Longest `max_wait_ms` a fetch may ask for (larger requests are clamped).
     pub max_fetch_wait_ms: u32,
+    /// A connection that has not sent the HTTP/2 preface and its first frame within this many
+    /// milliseconds is closed.
+    pub handshake_timeout_ms: u64,
+    /// HTTP/2 keep-alive: a PING after this many idle milliseconds (0: none).
+    pub http2_keepalive_interval_ms: u64,
+    /// A connection whose PING is not answered within this many milliseconds is closed (0: the default
+    /// of 20 s).
+    pub http2_keepalive_timeout_ms: u64,
 }
 
 impl Default for LimitsSection {
@@ -121,6 +129,9 @@ impl Default for LimitsSection {
             default_fetch_bytes: 1024 * 1024,
             max_fetch_bytes: 4 * 1024 * 1024,
             max_fetch_wait_ms: 60_000,
+            handshake_timeout_ms: 10_000,
+            http2_keepalive_interval_ms: 60_000,
+            http2_keepalive_timeout_ms: 20_000,
         }
     }
 }
@@ -148,6 +159,9 @@ impl LimitsSection {
         check_range("limits.default_fetch_bytes", self.default_fetch_bytes as u64, 1, GIB)?;
         check_range("limits.max_fetch_bytes", self.max_fetch_bytes as u64, 1, GIB)?;
         check_range("limits.max_fetch_wait_ms", self.max_fetch_wait_ms as u64, 0, 3_600_000)?;
+        check_range("limits.handshake_timeout_ms", self.handshake_timeout_ms, 1, 3_600_000)?;
+        check_range("limits.http2_keepalive_interval_ms", self.http2_keepalive_interval_ms, 0, 86_400_000)?;
+        check_range("limits.http2_keepalive_timeout_ms", self.http2_keepalive_timeout_ms, 0, 3_600_000)?;
         Ok(())
     }
 }

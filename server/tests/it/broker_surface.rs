@@ -130,14 +130,19 @@ async fn responses_are_compressed_only_when_the_operator_turns_it_on() {
         cfg.response_compression = on;
         cfg.response_compression_min_bytes = 1024;
         let (broker, mut c) = start(cfg).await;
-        create(&mut c, "squeezed", v1::Engine::Segment, 1, &[]).await;
-        produce(&mut c, "squeezed", Some(0), payload.iter().map(|v| msg(None, v)).collect()).await;
-        let (encoding, got) = fetch_accepting_gzip(&c, "squeezed").await;
-        assert_eq!(got, payload, "response_compression = {on}: the data round-trips");
-        if on {
-            assert_eq!(encoding.as_deref(), Some("gzip"), "turned on, a client accepting gzip gets gzip");
-        } else {
-            assert_eq!(encoding, None, "off by default: no response is compressed even when the client accepts it");
+        for (topic, engine) in [("squeezed", v1::Engine::Segment), ("squeezed-cl", v1::Engine::Commitlog)] {
+            create(&mut c, topic, engine, 1, &[]).await;
+            produce(&mut c, topic, Some(0), payload.iter().map(|v| msg(None, v)).collect()).await;
+            let (encoding, got) = fetch_accepting_gzip(&c, topic).await;
+            assert_eq!(got, payload, "{topic}, response_compression = {on}: the data round-trips");
+            if on {
+                assert_eq!(encoding.as_deref(), Some("gzip"), "{topic}: turned on, a client accepting gzip gets gzip");
+            } else {
+                assert_eq!(
+                    encoding, None,
+                    "{topic}: off by default, nothing is compressed though the client accepts it"
+                );
+            }
         }
         broker.shutdown().await.unwrap();
     }
@@ -151,22 +156,46 @@ async fn shutdown_is_prompt_with_subscribers_that_never_read() {
     let mut cfg = config(dir.path());
     cfg.shutdown_timeout_ms = janus_server::BrokerConfig::default().shutdown_timeout_ms;
     let (broker, mut c) = start(cfg).await;
-    create(&mut c, "backlog", v1::Engine::Segment, 1, &[]).await;
     let value = "v".repeat(64 * 1024);
-    for _ in 0..64 {
-        produce(&mut c, "backlog", Some(0), (0..8).map(|_| msg(None, &value)).collect()).await;
+    let topics = [("backlog", v1::Engine::Segment), ("backlog-cl", v1::Engine::Commitlog)];
+    for (topic, engine) in topics {
+        create(&mut c, topic, engine, 1, &[]).await;
+        for _ in 0..64 {
+            produce(&mut c, topic, Some(0), (0..8).map(|_| msg(None, &value)).collect()).await;
+        }
     }
-    // Subscribers that never read: the broker fills their HTTP/2 windows and its own read-ahead, then waits.
+    // Subscribers that never read: the broker fills their HTTP/2 windows (and this connection's) and its
+    // read-ahead, then waits.
     let mut stuck = Vec::new();
-    for _ in 0..4 {
-        let request = subscribe_request("backlog", At::Earliest(true));
-        stuck.push(c.consumer.clone().subscribe(request).await.unwrap().into_inner());
+    for (topic, _) in topics {
+        for _ in 0..4 {
+            let request = subscribe_request(topic, At::Earliest(true));
+            stuck.push(c.consumer.clone().subscribe(request).await.unwrap().into_inner());
+        }
     }
+    // And a long poll at the end of the log, which ends at once too.
+    let long_poll = {
+        let mut consumer = connect(broker.grpc_addr()).await.consumer;
+        tokio::spawn(async move {
+            consumer
+                .fetch(v1::FetchRequest {
+                    topic: "backlog".into(),
+                    partition: 0,
+                    offset: 512,
+                    max_bytes: 0,
+                    max_wait_ms: 60_000,
+                    tags: vec![],
+                })
+                .await
+        })
+    };
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let started = std::time::Instant::now();
     broker.shutdown().await.unwrap();
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(5), "shutdown took {took:?} with stuck subscribers");
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(1), long_poll).await;
+    assert!(answered.is_ok(), "the long poll was answered by the shutdown");
     drop(stuck);
 }
 

@@ -156,3 +156,64 @@ async fn memory_stays_bounded_under_tiny_message_floods_and_stuck_subscribers() 
     }
     janusd.kill9();
 }
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_are_closed_and_connection_churn_leaks_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sets = crate::e2e_common::E2E_SETS.to_vec();
+    sets.push("limits.handshake_timeout_ms=500");
+    let mut cmd = crate::e2e_common::janusd_command(dir.path(), &sets);
+    cmd.stderr(std::process::Stdio::null());
+    let janusd = Janusd::start(&mut cmd, Duration::from_secs(60));
+    let pid = janusd.child.id();
+    let mut c = connect(janusd.grpc).await;
+    create(&mut c, "churn", v1::Engine::Segment, 1, &[]).await;
+    let baseline = open_descriptors(pid);
+
+    // 300 connections that never finish the handshake: half silent, half stopping inside the preface.
+    let mut half_open = Vec::new();
+    for i in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(janusd.grpc).await.unwrap();
+        if i % 2 == 1 {
+            s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        }
+        half_open.push(s);
+    }
+    for (i, mut s) in half_open.into_iter().enumerate() {
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => continue, // the broker's SETTINGS, sent before it gave up
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "half-open connection {i} is still held after 10 s");
+    }
+
+    // 500 clients come, make a call, and go.
+    for i in 0..500 {
+        let mut client = connect(janusd.grpc).await;
+        produce(&mut client, "churn", Some(0), vec![msg(None, &format!("m{i}"))]).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = open_descriptors(pid);
+        if now <= baseline + 5 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "janusd holds {now} descriptors, {baseline} before the connections");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The broker still serves a well-behaved client.
+    let r = crate::common::fetch(&mut c, "churn", 0, 0).await.unwrap();
+    assert_eq!(r.log_end_offset, 500);
+    janusd.kill9();
+}

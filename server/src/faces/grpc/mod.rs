@@ -7,6 +7,7 @@ pub mod admin;
 pub mod admission;
 pub mod consumer;
 pub mod convert;
+pub mod handshake;
 pub mod producer;
 pub mod status;
 pub mod timer;
@@ -19,11 +20,15 @@ use janus_core::Core;
 use janus_proto::v1::admin_server::AdminServer;
 use janus_proto::v1::consumer_server::ConsumerServer;
 use janus_proto::v1::producer_server::ProducerServer;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tonic::codec::CompressionEncoding;
 
 use self::admin::AdminService;
 use self::consumer::{ConsumerService, ReadAhead};
+use self::handshake::HandshakeDeadline;
 use self::producer::ProducerService;
 use crate::config::LimitsSection;
 use crate::runtime::face::Face;
@@ -59,6 +64,13 @@ impl Face for GrpcFace {
     ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
         Box::pin(serve(self.limits, self.compression, core, listener))
     }
+}
+
+/// TCP keep-alive on accepted connections: the kernel finds peers that vanished without a FIN.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+fn non_zero_ms(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 async fn serve(
@@ -101,13 +113,19 @@ async fn serve(
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .max_concurrent_streams(limits.max_concurrent_streams)
         .tcp_nodelay(true)
+        .http2_keepalive_interval(non_zero_ms(limits.http2_keepalive_interval_ms))
+        .http2_keepalive_timeout(non_zero_ms(limits.http2_keepalive_timeout_ms))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(admin.max_decoding_message_size(max))
         .add_service(producer.max_decoding_message_size(max))
         .add_service(consumer.max_decoding_message_size(max));
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
+    let incoming = tonic::transport::server::TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE))
+        .map(move |accepted| accepted.map(|stream| HandshakeDeadline::new(stream, handshake_timeout)));
     let mut shutdown = core.shutdown_signal();
     router
         .serve_with_incoming_shutdown(incoming, async move {
