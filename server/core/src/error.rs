@@ -7,7 +7,7 @@
 
 use janus_api::StorageError;
 
-use crate::limits::{BlockingError, LimiterClosed};
+use crate::limits::{AdmitError, BlockingError, LimiterClosed};
 use crate::meta::MetaError;
 
 /// What kind of failure a [`BrokerError`] is. The numbers are stable (see the module docs).
@@ -148,6 +148,15 @@ impl From<MetaError> for BrokerError {
 impl From<BlockingError> for BrokerError {
     fn from(e: BlockingError) -> Self {
         BrokerError::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+impl From<AdmitError> for BrokerError {
+    fn from(e: AdmitError) -> Self {
+        match e {
+            AdmitError::TooLarge { .. } => BrokerError::new(ErrorCode::LimitExceeded, e.to_string()),
+            AdmitError::Closed(closed) => closed.into(),
+        }
     }
 }
 

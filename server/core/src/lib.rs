@@ -123,22 +123,7 @@ impl Core {
     /// `LimitExceeded`, a request larger than either budget on its own. Hold the permit until the request
     /// is answered.
     pub async fn admit(&self, connection: Option<SocketAddr>, bytes: usize) -> Result<InflightPermit, BrokerError> {
-        let stats = self.limiter.stats();
-        let connection_limit = self.limiter.connection_limit();
-        let (limit, key) = if bytes as u64 > stats.limit {
-            (stats.limit, "limits.inflight_bytes")
-        } else if connection.is_some() && bytes as u64 > connection_limit {
-            (connection_limit, "limits.connection_inflight_bytes")
-        } else {
-            return Ok(self.limiter.acquire(connection, bytes).await?);
-        };
-        Err(BrokerError::new(
-            ErrorCode::LimitExceeded,
-            format!(
-                "the request needs about {bytes} bytes of broker memory once decoded, more than the memory budget \
-                 {key} = {limit}; send fewer messages per request"
-            ),
-        ))
+        Ok(self.limiter.admit(connection, bytes).await?)
     }
 
     /// Runs a blocking registry or engine call on the pool.

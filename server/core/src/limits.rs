@@ -125,6 +125,23 @@ impl InflightLimiter {
         self.take_global(conn, None, bytes).await
     }
 
+    /// Like [`InflightLimiter::acquire`], but refuses `bytes` larger than the connection's budget (when
+    /// `connection` is known) or the broker's on its own, instead of letting them take the whole budget.
+    pub async fn admit(
+        self: &Arc<Self>,
+        connection: Option<SocketAddr>,
+        bytes: usize,
+    ) -> Result<InflightPermit, AdmitError> {
+        let oversized = |key, limit: u32| AdmitError::TooLarge { bytes, key, limit: u64::from(limit) };
+        if bytes as u64 > u64::from(self.global_limit) {
+            return Err(oversized("limits.inflight_bytes", self.global_limit));
+        }
+        if connection.is_some() && bytes as u64 > u64::from(self.connection_limit) {
+            return Err(oversized("limits.connection_inflight_bytes", self.connection_limit));
+        }
+        Ok(self.acquire(connection, bytes).await?)
+    }
+
     /// Waits until `bytes` read ahead for a subscription fit in the read-ahead share (half the broker's
     /// budget), then in the broker's budget.
     pub async fn acquire_read_ahead(self: &Arc<Self>, bytes: usize) -> Result<InflightPermit, LimiterClosed> {
@@ -155,11 +172,6 @@ impl InflightLimiter {
         })
     }
 
-    /// The per-connection budget.
-    pub fn connection_limit(&self) -> u64 {
-        u64::from(self.connection_limit)
-    }
-
     /// The current accounting.
     pub fn stats(&self) -> InflightStats {
         InflightStats {
@@ -169,6 +181,27 @@ impl InflightLimiter {
             waits: self.waits.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Why [`InflightLimiter::admit`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// The request alone needs more than a budget.
+    #[error(
+        "the request needs about {bytes} bytes of broker memory once decoded, more than the memory budget {key} = \
+         {limit}; send fewer messages per request"
+    )]
+    TooLarge {
+        /// What the request needs.
+        bytes: usize,
+        /// The config key of the budget it exceeds.
+        key: &'static str,
+        /// That budget.
+        limit: u64,
+    },
+    /// The broker is shutting down.
+    #[error(transparent)]
+    Closed(#[from] LimiterClosed),
 }
 
 /// The budgets were closed (never happens while the broker runs).
