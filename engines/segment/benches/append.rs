@@ -2,6 +2,11 @@
 //! 1 GiB `segment.bytes` (no roll happens within a sample), against plain sequential `write(2)` of a buffer of
 //! the same size to a fresh file in the same temp dir.
 //!
+//! - `segment`: one producer (the calling thread) appends.
+//! - `segment_4p`: [`PRODUCERS`] threads append to the same one partition, taking the next batch from a shared
+//!   counter, so the partition's serialization (offset assignment and the write) is what is measured. Its
+//!   baseline is the same `raw_write` of the same bytes from one thread: what the file can take at best.
+//!
 //! Every sample appends to a fresh engine and topic, created (and its partition loaded and its indexes started
 //! with two untimed appends) before the timing starts and removed after it stops, just as the baseline writes a
 //! fresh file and removes it afterwards. The engine is dropped without `shutdown`, which would fsync the data.
@@ -15,6 +20,7 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +38,8 @@ const DISTINCT_BATCHES: usize = 16;
 /// Appends made to a fresh partition before the timing starts: the first loads the partition, the second writes
 /// the first index entries.
 const UNTIMED_APPENDS: usize = 2;
+/// Producer threads of the `segment_4p` case.
+const PRODUCERS: usize = 4;
 /// Rounds of the paired measurement (engine and baseline alternating).
 const PAIRED_ROUNDS: usize = 40;
 /// Batches appended (and chunks written) per paired round: about 16 MiB.
@@ -53,7 +61,7 @@ fn build_batch(seed: usize) -> RecordBatch {
 /// Appends `iters` batches to the one partition of a fresh engine over `root/engine-<sample>` and returns the
 /// time the appends took. The engine is then dropped without `shutdown` (which would fsync what was written)
 /// and its directory removed, as the baseline removes its file.
-fn engine_sample(root: &Path, batches: &[RecordBatch], sample: usize, iters: u64) -> Timing {
+fn engine_sample(root: &Path, batches: &[RecordBatch], sample: usize, iters: u64, producers: usize) -> Timing {
     let dir = root.join(format!("engine-{sample}"));
     let engine = SegmentEngine::open(&dir, SegmentOptions::default()).expect("open engine");
     engine.create_topic(&TopicSpec::new("append", 1)).expect("create topic");
@@ -63,13 +71,34 @@ fn engine_sample(root: &Path, batches: &[RecordBatch], sample: usize, iters: u64
     for batch in &batches[..UNTIMED_APPENDS] {
         engine.append(&tp, batch.clone()).expect("untimed append").durable.wait().expect("os policy is ready");
     }
+    let next = AtomicU64::new(0);
+    let produce = || {
+        // Bounded: every thread stops once the shared counter passes `iters`.
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= iters {
+                break;
+            }
+            let appended = engine.append(&tp, batches[i as usize % batches.len()].clone()).expect("append");
+            appended.durable.wait().expect("os policy is ready");
+            black_box(appended.base_offset);
+        }
+    };
     let watch = Stopwatch::start();
-    for i in 0..iters as usize {
-        let appended = engine.append(&tp, batches[i % batches.len()].clone()).expect("append");
-        appended.durable.wait().expect("os policy is ready");
-        black_box(appended.base_offset);
-    }
-    let timing = watch.stop();
+    let timing = if producers == 1 {
+        produce();
+        watch.stop()
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..producers {
+                s.spawn(produce);
+            }
+        });
+        // The calling thread's CPU time says nothing about the producers': not measured.
+        Timing { wall: watch.stop().wall, cpu: Duration::ZERO }
+    };
+    let end = engine.offsets(&tp).expect("offsets").log_end;
+    assert_eq!(end as u64, (UNTIMED_APPENDS as u64 + iters) * RECORDS_PER_BATCH as u64, "offsets are dense");
     drop(engine);
     std::fs::remove_dir_all(&dir).expect("remove engine dir");
     timing
@@ -95,7 +124,13 @@ fn append(c: &mut Criterion) {
     group.bench_function("segment", |b| {
         b.iter_custom(|iters| {
             sample += 1;
-            engine_sample(dir.path(), &batches, sample, iters).wall
+            engine_sample(dir.path(), &batches, sample, iters, 1).wall
+        })
+    });
+    group.bench_function("segment_4p", |b| {
+        b.iter_custom(|iters| {
+            sample += 1;
+            engine_sample(dir.path(), &batches, sample, iters, PRODUCERS).wall
         })
     });
     group.bench_function("raw_write", |b| {
@@ -105,16 +140,18 @@ fn append(c: &mut Criterion) {
 
     if baseline::paired_enabled() {
         let bytes = PAIRED_BATCHES * batch_len as u64;
-        let p = baseline::paired(
-            PAIRED_ROUNDS,
-            bytes,
-            || {
-                sample += 1;
-                engine_sample(dir.path(), &batches, sample, PAIRED_BATCHES)
-            },
-            || raw_sample(&raw_dir, &chunk, PAIRED_BATCHES),
-        );
-        println!("paired append (segment vs raw_write, {PAIRED_BATCHES} batches a round): {p}");
+        for (name, producers) in [("segment", 1), ("segment_4p", PRODUCERS)] {
+            let p = baseline::paired(
+                PAIRED_ROUNDS,
+                bytes,
+                || {
+                    sample += 1;
+                    engine_sample(dir.path(), &batches, sample, PAIRED_BATCHES, producers)
+                },
+                || raw_sample(&raw_dir, &chunk, PAIRED_BATCHES),
+            );
+            println!("paired append ({name} vs raw_write, {PAIRED_BATCHES} batches a round): {p}");
+        }
     }
 }
 
