@@ -121,6 +121,11 @@ impl<const W: usize> MappedIndex<W> {
         (self.entries + 1) * W > self.mmap.len()
     }
 
+    /// How many more entries fit.
+    pub fn slots_left(&self) -> usize {
+        (self.mmap.len() / W).saturating_sub(self.entries)
+    }
+
     /// The raw bytes of entry `i` (< len).
     pub fn entry(&self, i: usize) -> [u8; W] {
         let mut out = [0u8; W];

@@ -195,8 +195,7 @@ impl PartitionLog {
         if self.active()?.must_roll(batch.len(), last, config.segment_bytes, config.segment_ms, now_ms) {
             sealed = self.roll(base, config, now_ms)?;
         }
-        let batch = batch.with_base_offset(base);
-        self.active_mut()?.append(&batch)?;
+        self.active_mut()?.append_batches(&[(base, &batch)])?;
         Ok(AppendInfo { base_offset: base, last_offset: last, sealed })
     }
 

@@ -307,28 +307,50 @@ impl Segment {
         too_big || too_old || index_full || offset_overflow
     }
 
-    /// Appends one batch whose base offset is already assigned. On a failed write the `.log` is cut back so
-    /// nothing of the batch remains.
-    pub fn append(&mut self, batch: &RecordBatch) -> Result<(), StorageError> {
-        let header = batch.header();
+    /// Appends batches, each written with the base offset paired with it (the stored batch's own baseOffset
+    /// field is ignored: the new one goes in its place, outside the CRC), in one vectored `pwritev(2)` from
+    /// the callers' buffers: no copy of the batch is made to set its offset. The caller has checked with
+    /// [`Segment::must_roll`] that they belong here. On a failed write the `.log` is cut back so nothing of
+    /// them remains, and the segment is as before.
+    pub fn append_batches(&mut self, batches: &[(i64, &RecordBatch)]) -> Result<(), StorageError> {
         let log_path = self.path(LOG_SUFFIX);
         let pos = self.size;
-        if pos + batch.len() as u64 > u32::MAX as u64 {
+        let total: u64 = batches.iter().map(|(_, b)| b.len() as u64).sum();
+        if pos + total > u32::MAX as u64 {
             return Err(StorageError::Corrupt { path: log_path, detail: "segment would exceed 4 GiB".into() });
         }
         let Some(mut files) = self.active.take() else {
             return Err(StorageError::Closed(format!("segment {} is not open for appends", log_path.display())));
         };
-        if let Err(e) = files.log.write_all_at(batch.as_bytes(), pos) {
+        let bases: Vec<[u8; BASE_OFFSET_LEN]> = batches.iter().map(|(base, _)| base.to_be_bytes()).collect();
+        let mut iov = Vec::with_capacity(batches.len() * 2);
+        for ((_, batch), base) in batches.iter().zip(&bases) {
+            // Every batch holds at least its 61-byte header, so it is longer than its baseOffset field.
+            let rest = batch.as_bytes().get(BASE_OFFSET_LEN..).unwrap_or_default();
+            iov.push(io::IoSlice::new(base));
+            iov.push(io::IoSlice::new(rest));
+        }
+        if let Err(e) = write_all_vectored_at(&files.log, &mut iov, pos) {
             // Best effort: remove any partial bytes so the file ends on a batch boundary.
             let _ = files.log.set_len(pos);
             self.active = Some(files);
             return Err(StorageError::io(log_path, e));
         }
-        self.index_batch(&mut files.index, &mut files.time_index, pos, &header);
-        self.size = pos + batch.len() as u64;
+        let mut at = pos;
+        for (base, batch) in batches {
+            let mut header = batch.header();
+            header.base_offset = *base;
+            self.index_batch(&mut files.index, &mut files.time_index, at, &header);
+            at += batch.len() as u64;
+        }
+        self.size = at;
         self.active = Some(files);
         Ok(())
+    }
+
+    /// Free slots left in the fuller of the two indexes (each appended batch adds at most one entry to each).
+    pub fn index_slots_left(&self) -> usize {
+        self.active.as_ref().map_or(0, |f| f.index.slots_left().min(f.time_index.slots_left()))
     }
 
     /// Index bookkeeping for a batch at `pos` (Kafka's rule: an entry once more than
@@ -549,6 +571,30 @@ fn read_valid_batch(
     file.read_exact_at(buf, pos).map_err(|e| e.to_string())?;
     let batch = RecordBatch::from_bytes(Bytes::copy_from_slice(buf)).map_err(|e| e.to_string())?;
     batch.validate().map_err(|e| e.to_string())
+}
+
+/// Length of the baseOffset field that starts every batch.
+const BASE_OFFSET_LEN: usize = 8;
+
+/// Writes all of `bufs` at `offset` with `pwritev(2)`, continuing after short writes and interrupted calls.
+fn write_all_vectored_at(file: &File, mut bufs: &mut [io::IoSlice<'_>], mut offset: u64) -> io::Result<()> {
+    io::IoSlice::advance_slices(&mut bufs, 0);
+    // Each pass writes at least one byte or was interrupted by a signal; a run of interruptions this long
+    // means something is wrong.
+    let mut interrupted = 0;
+    while !bufs.is_empty() {
+        let at = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        match nix::sys::uio::pwritev(file, bufs, at) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                io::IoSlice::advance_slices(&mut bufs, n);
+                offset += n as u64;
+            }
+            Err(nix::errno::Errno::EINTR) if interrupted < 1000 => interrupted += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn file_entries(path: &Path, width: usize) -> Result<usize, StorageError> {
