@@ -2,12 +2,12 @@
 //! lazily on first use, and only recently used partitions keep their active segment's descriptor and index
 //! mappings open, so brokers with tens of thousands of partitions stay within descriptor and map limits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use janus_api::{
 
 use crate::checkpoint;
 use crate::flusher::GroupCommit;
-use crate::log::{LoadHints, PartitionLog};
+use crate::log::{AppendInfo, LoadHints, PartitionLog};
 use crate::naming::{DELETE_DIR_SUFFIX, parse_partition_dir, partition_dir_name};
 use crate::options::SegmentOptions;
 use janus_api::fsutil::sync_dir;
@@ -34,11 +34,34 @@ pub const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 /// Each partition's log start offset.
 pub const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 
+/// Most bytes of batches one writer takes from a partition's queue for one group (at least one batch).
+const MAX_GROUP_BYTES: usize = 4 * 1024 * 1024;
+/// Most groups a writer writes for others once its own batch is written, before it hands the role on.
+const MAX_GROUPS_PER_WRITER: usize = 16;
+
+/// Appends waiting for a partition's writer. Producers queue their (validated) batches here; whichever finds
+/// no writer active becomes the writer, takes the queue in order, writes it as one group under the log lock
+/// and publishes every result. Only offset assignment and the write are serialized, and one `pwritev` and
+/// one lock hand-over serve several producers instead of one each.
+#[derive(Default)]
+struct AppendQueue {
+    /// Queued batches with their tickets, in arrival order (the order their offsets are assigned in).
+    waiting: VecDeque<(u64, RecordBatch)>,
+    next_ticket: u64,
+    /// Results not yet collected by their producers.
+    done: HashMap<u64, Result<AppendInfo, StorageError>>,
+    /// Whether a writer is active.
+    writing: bool,
+}
+
 /// One partition's slot: loaded lazily, its files opened and closed by use.
 struct Slot {
     tp: TopicPartition,
     dir: PathBuf,
     log: Mutex<Option<PartitionLog>>,
+    appends: Mutex<AppendQueue>,
+    /// Signalled when results are published or the writer steps down.
+    appended: Condvar,
     /// Whether the active segment's files are open (mirrors the log, readable without its lock).
     open: AtomicBool,
     last_access: AtomicU64,
@@ -244,6 +267,76 @@ impl Inner {
         result
     }
 
+    /// Appends a validated batch through the partition's [`AppendQueue`]: queues it, then either collects the
+    /// result a writer published for it or becomes the writer itself.
+    fn append_queued(
+        &self,
+        topic: &Topic,
+        slot: &Slot,
+        batch: RecordBatch,
+        config: &TopicConfig,
+    ) -> Result<AppendInfo, StorageError> {
+        let mut queue = lock(&slot.appends);
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push_back((ticket, batch));
+        // Ends: a writer that takes this batch publishes its result before it steps down, and one that steps
+        // down with batches queued wakes their producers, one of which becomes the next writer.
+        loop {
+            if let Some(result) = queue.done.remove(&ticket) {
+                return result;
+            }
+            if !queue.writing {
+                break;
+            }
+            queue = sync::wait(&slot.appended, queue);
+        }
+        queue.writing = true;
+        let mut duty = WriterDuty { slot, in_flight: Vec::new(), released: false };
+        let mut groups = 0;
+        // Bounded: every pass takes at least one queued batch; this producer's own is among the queued ones
+        // until written, and after it at most MAX_GROUPS_PER_WRITER passes run.
+        loop {
+            let mut bytes = 0;
+            let mut tickets = Vec::new();
+            let mut group = Vec::new();
+            while let Some((_, next)) = queue.waiting.front() {
+                if !group.is_empty() && bytes + next.len() > MAX_GROUP_BYTES {
+                    break;
+                }
+                let Some((t, b)) = queue.waiting.pop_front() else { break };
+                bytes += b.len();
+                tickets.push(t);
+                group.push(b);
+            }
+            duty.in_flight.clone_from(&tickets);
+            drop(queue);
+            let results = match self.with_log(topic, slot, true, |log| Ok(log.append_group(&group, config, now_ms()))) {
+                Ok(results) => results,
+                // Loading or reopening the partition failed: each batch tries on its own, for its own error.
+                Err(e) if group.len() == 1 => vec![Err(e)],
+                Err(_) => group
+                    .iter()
+                    .map(|b| self.with_log(topic, slot, true, |log| log.append(b, config, now_ms())))
+                    .collect(),
+            };
+            queue = lock(&slot.appends);
+            for (t, r) in tickets.into_iter().zip(results) {
+                queue.done.insert(t, r);
+            }
+            duty.in_flight.clear();
+            slot.appended.notify_all();
+            groups += 1;
+            let mine_written = queue.done.contains_key(&ticket);
+            if queue.waiting.is_empty() || (mine_written && groups >= MAX_GROUPS_PER_WRITER) {
+                break;
+            }
+        }
+        let result = queue.done.remove(&ticket);
+        drop(duty.step_down(queue));
+        result.unwrap_or_else(|| Err(StorageError::Closed("the partition writer lost an append's result".into())))
+    }
+
     fn load(&self, topic: &Topic, slot: &Slot) -> Result<PartitionLog, StorageError> {
         let (recovery_point, log_start) = {
             let cp = lock(&self.checkpoints);
@@ -339,6 +432,8 @@ impl Inner {
                 tp,
                 dir,
                 log: Mutex::new(None),
+                appends: Mutex::default(),
+                appended: Condvar::new(),
                 open: AtomicBool::new(false),
                 last_access: AtomicU64::new(0),
                 recovery_point: Arc::new(AtomicI64::new(0)),
@@ -415,6 +510,43 @@ impl Inner {
         }
         self.write_recovery_points()?;
         self.write_log_starts()
+    }
+}
+
+/// The writer role of a partition's [`AppendQueue`], held by one producer at a time. Stepping down (or
+/// unwinding from a panic) clears the role and wakes the waiting producers; batches taken but not written
+/// when it unwinds get an error instead of leaving their producers waiting forever.
+struct WriterDuty<'a> {
+    slot: &'a Slot,
+    /// Tickets taken from the queue whose results are not yet published.
+    in_flight: Vec<u64>,
+    released: bool,
+}
+
+impl<'a> WriterDuty<'a> {
+    /// Steps down with the queue's lock already held.
+    fn step_down(mut self, mut queue: MutexGuard<'a, AppendQueue>) -> MutexGuard<'a, AppendQueue> {
+        self.release(&mut queue);
+        queue
+    }
+
+    fn release(&mut self, queue: &mut AppendQueue) {
+        for t in self.in_flight.drain(..) {
+            queue.done.entry(t).or_insert_with(|| Err(StorageError::Closed("the partition writer failed".into())));
+        }
+        queue.writing = false;
+        self.released = true;
+        self.slot.appended.notify_all();
+    }
+}
+
+impl Drop for WriterDuty<'_> {
+    fn drop(&mut self) {
+        if self.released {
+            return;
+        }
+        let mut queue = lock(&self.slot.appends);
+        self.release(&mut queue);
     }
 }
 
@@ -507,10 +639,8 @@ impl Engine for SegmentEngine {
         let (topic, slot) = self.inner.slot(tp)?;
         let config = topic.config();
         check_batch(&batch, &config)?;
-        let (info, active) = self.inner.with_log(&topic, &slot, true, |log| {
-            let info = log.append(batch, &config, now_ms())?;
-            Ok((info, log.active_log()?))
-        })?;
+        let info = self.inner.append_queued(&topic, &slot, batch, &config)?;
+        let active = Arc::clone(&info.log_file);
         let gc = &self.inner.group_commit;
         let durable = match config.flush_policy {
             FlushPolicy::Os => {

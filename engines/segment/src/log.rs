@@ -11,7 +11,7 @@ use janus_api::{
 };
 
 use crate::naming::{LOG_SUFFIX, parse_segment_file};
-use crate::segment::{IndexSettings, Segment};
+use crate::segment::{IndexSettings, Planned, Segment};
 
 /// What the engine knows about a partition from before it was loaded.
 #[derive(Clone, Copy, Debug, Default)]
@@ -33,6 +33,19 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// The `.log` of the segment this append closed by rolling, to be synced in the background.
     pub sealed: Option<Arc<File>>,
+    /// The `.log` the batch was written to (the active segment's), for the flush policies to sync.
+    pub log_file: Arc<File>,
+}
+
+/// Most batches one vectored write carries (two `iovec`s each, far below `IOV_MAX`).
+pub const MAX_BATCHES_PER_WRITE: usize = 64;
+
+/// One write planned by [`PartitionLog::append_group`].
+struct Run {
+    /// The base offset assigned to each batch of the run, in order.
+    bases: Vec<i64>,
+    /// The `.log` closed by the roll that made room for the run, if one did.
+    sealed: Option<Arc<File>>,
 }
 
 /// One partition's segments and offsets.
@@ -184,19 +197,104 @@ impl PartitionLog {
     /// full or old.
     pub fn append(
         &mut self,
-        batch: RecordBatch,
+        batch: &RecordBatch,
         config: &TopicConfig,
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
         let base = self.log_end();
-        let header = batch.header();
-        let last = base + header.last_offset_delta as i64;
+        let last = base + batch.header().last_offset_delta as i64;
         let mut sealed = None;
-        if self.active()?.must_roll(batch.len(), last, config.segment_bytes, config.segment_ms, now_ms) {
+        if self.active()?.must_roll(Planned::default(), batch.len(), last, config, now_ms) {
             sealed = self.roll(base, config, now_ms)?;
         }
-        self.active_mut()?.append_batches(&[(base, &batch)])?;
-        Ok(AppendInfo { base_offset: base, last_offset: last, sealed })
+        let active = self.active_mut()?;
+        active.append_batches(&[(base, batch)])?;
+        Ok(AppendInfo { base_offset: base, last_offset: last, sealed, log_file: active.log_file()? })
+    }
+
+    /// Appends validated batches in their order, as [`PartitionLog::append`] one after the other would, but
+    /// writes each run of them that shares a segment with one vectored write (rolling between runs as
+    /// needed). Returns one result per batch, in order. A run whose write fails is retried one batch at a
+    /// time, so every batch gets the outcome of its own attempt; offsets stay dense either way, because a
+    /// failed write leaves the log end where it was.
+    pub fn append_group(
+        &mut self,
+        batches: &[RecordBatch],
+        config: &TopicConfig,
+        now_ms: i64,
+    ) -> Vec<Result<AppendInfo, StorageError>> {
+        let mut results = Vec::with_capacity(batches.len());
+        let mut rest = batches;
+        // Each pass consumes at least one batch.
+        while !rest.is_empty() {
+            let run = match self.plan_run(rest, config, now_ms) {
+                Ok(run) => run,
+                Err(e) => {
+                    // Rolling failed: this batch fails; the next ones try again.
+                    results.push(Err(e));
+                    rest = &rest[1..];
+                    continue;
+                }
+            };
+            let (this, after) = rest.split_at(run.bases.len());
+            let pairs: Vec<(i64, &RecordBatch)> = run.bases.iter().copied().zip(this).collect();
+            let written = self.active_mut().and_then(|active| {
+                active.append_batches(&pairs)?;
+                active.log_file()
+            });
+            match written {
+                Ok(log_file) => {
+                    let mut sealed = run.sealed;
+                    for (base, batch) in pairs {
+                        let last = base + batch.header().last_offset_delta as i64;
+                        let log_file = Arc::clone(&log_file);
+                        results.push(Ok(AppendInfo {
+                            base_offset: base,
+                            last_offset: last,
+                            sealed: sealed.take(),
+                            log_file,
+                        }));
+                    }
+                }
+                Err(e) if this.len() == 1 => results.push(Err(e)),
+                Err(_) => {
+                    let mut sealed = run.sealed;
+                    for batch in this {
+                        let mut r = self.append(batch, config, now_ms);
+                        if let Ok(info) = &mut r
+                            && info.sealed.is_none()
+                        {
+                            info.sealed = sealed.take();
+                        }
+                        results.push(r);
+                    }
+                }
+            }
+            rest = after;
+        }
+        results
+    }
+
+    /// Plans the next write of [`PartitionLog::append_group`]: rolls first if the first batch needs a new
+    /// segment, then takes batches while they fit the active segment, at most [`MAX_BATCHES_PER_WRITE`].
+    fn plan_run(&mut self, batches: &[RecordBatch], config: &TopicConfig, now_ms: i64) -> Result<Run, StorageError> {
+        let mut base = self.log_end();
+        let mut run = Run { bases: Vec::new(), sealed: None };
+        let mut planned = Planned::default();
+        for batch in batches.iter().take(MAX_BATCHES_PER_WRITE) {
+            let last = base + batch.header().last_offset_delta as i64;
+            if self.active()?.must_roll(planned, batch.len(), last, config, now_ms) {
+                if !run.bases.is_empty() {
+                    break;
+                }
+                run.sealed = self.roll(base, config, now_ms)?;
+            }
+            run.bases.push(base);
+            planned.bytes += batch.len() as u64;
+            planned.batches += 1;
+            base = last + 1;
+        }
+        Ok(run)
     }
 
     /// Closes the active segment and starts a new one at `base`.

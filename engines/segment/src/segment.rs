@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use janus_api::batch::header::BATCH_HEADER_SIZE;
-use janus_api::{BatchHeader, IoResultExt, RecordBatch, StorageError};
+use janus_api::{BatchHeader, IoResultExt, RecordBatch, StorageError, TopicConfig};
 
 use crate::index::{
     self, MappedIndex, OFFSET_ENTRY_SIZE, OffsetEntry, TIME_ENTRY_SIZE, TimeEntry, offset_key, time_key,
@@ -32,6 +32,15 @@ struct ActiveFiles {
     log: Arc<File>,
     index: MappedIndex<OFFSET_ENTRY_SIZE>,
     time_index: MappedIndex<TIME_ENTRY_SIZE>,
+}
+
+/// Batches planned for one write to a segment but not yet written.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Planned {
+    /// Their bytes.
+    pub bytes: u64,
+    /// How many.
+    pub batches: usize,
 }
 
 /// A batch header found in a segment, with its byte position.
@@ -288,21 +297,24 @@ impl Segment {
         }
     }
 
-    /// Whether appending `batch_len` bytes with last offset `last_offset` needs a new segment first.
+    /// Whether appending `batch_len` bytes with last offset `last_offset` needs a new segment first, after
+    /// the batches already `planned` for the same write.
     pub fn must_roll(
         &self,
+        planned: Planned,
         batch_len: usize,
         last_offset: i64,
-        segment_bytes: u32,
-        segment_ms: u64,
+        config: &TopicConfig,
         now_ms: i64,
     ) -> bool {
-        if self.size == 0 {
+        let size = self.size + planned.bytes;
+        if size == 0 {
             return false;
         }
-        let too_big = self.size + batch_len as u64 > segment_bytes as u64;
-        let too_old = now_ms.saturating_sub(self.rolling_base_ms) > segment_ms as i64;
-        let index_full = self.active.as_ref().is_some_and(|f| f.index.is_full() || f.time_index.is_full());
+        let too_big = size + batch_len as u64 > config.segment_bytes as u64;
+        let too_old = now_ms.saturating_sub(self.rolling_base_ms) > config.segment_ms as i64;
+        // Each planned batch may still take an entry of each index.
+        let index_full = self.active.is_some() && self.index_slots_left() <= planned.batches;
         let offset_overflow = last_offset - self.base_offset > i32::MAX as i64;
         too_big || too_old || index_full || offset_overflow
     }

@@ -319,3 +319,55 @@ fn concurrent_flushes_and_topic_deletes_never_fail_on_the_checkpoint_files() {
     }
     engine.shutdown().unwrap();
 }
+
+#[test]
+fn concurrent_appends_to_one_partition_get_dense_offsets_across_rolls_and_survive_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let tp = TopicPartition::new("one", 0);
+    const THREADS: u32 = 6;
+    const PER_THREAD: usize = 60;
+    // Small segments and indexes, so that rolls (by size and by full index) fall inside writers' groups.
+    let options = SegmentOptions { max_index_bytes: 96, ..SegmentOptions::default() };
+    let mut acked: Vec<(i64, i64, String)> = {
+        let engine = Arc::new(open(dir.path(), options.clone()));
+        engine.create_topic(&spec("one", 1, &[("segment.bytes", "2048"), ("index.interval.bytes", "0")])).unwrap();
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let engine = Arc::clone(&engine);
+                let tp = tp.clone();
+                thread::spawn(move || {
+                    (0..PER_THREAD)
+                        .map(|i| {
+                            let name = format!("t{t}-{i}");
+                            let n = 1 + (i % 3);
+                            let a = engine.append(&tp, batch(&name, n, 1_000 + i as i64)).unwrap();
+                            a.durable.wait().unwrap();
+                            assert_eq!(a.last_offset - a.base_offset + 1, n as i64);
+                            (a.base_offset, a.last_offset, name)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let acked: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        // No shutdown: the next open recovers every segment as after a crash.
+        acked
+    };
+    acked.sort();
+    let mut next = 0;
+    for (base, last, _) in &acked {
+        assert_eq!(*base, next, "offsets are dense and every append got its own range");
+        next = last + 1;
+    }
+    assert!(files(dir.path(), &tp, "log").len() > 5, "the appends rolled several segments");
+    let engine = open(dir.path(), options);
+    engine.open_topic(&spec("one", 1, &[("segment.bytes", "2048"), ("index.interval.bytes", "0")])).unwrap();
+    let records = read_all(&engine, &tp);
+    assert_eq!(records.len() as i64, next);
+    for (base, last, name) in &acked {
+        for (i, offset) in (*base..=*last).enumerate() {
+            let r = &records[offset as usize];
+            assert_eq!((r.offset, value(r).unwrap()), (offset, format!("{name}-{i}")));
+        }
+    }
+}
