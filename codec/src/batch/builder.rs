@@ -153,6 +153,26 @@ fn check_offsets(base_offset: i64, last_offset_delta: i32, records: &[Record]) -
     Ok(())
 }
 
+/// Builds `records` as one batch if it fits in `max_bytes`, else each half on its own, recursively.
+fn build_halving(
+    records: &[NewRecord],
+    max_bytes: usize,
+    compression: Compression,
+    out: &mut Vec<RecordBatch>,
+) -> Result<(), BatchError> {
+    let batch = RecordBatch::build(records, compression)?;
+    if batch.len() <= max_bytes {
+        out.push(batch);
+        return Ok(());
+    }
+    if records.len() == 1 {
+        return Err(BatchError::TooLarge { what: "a single-record batch", size: batch.len(), max: max_bytes });
+    }
+    let mid = records.len() / 2;
+    build_halving(&records[..mid], max_bytes, compression, out)?;
+    build_halving(&records[mid..], max_bytes, compression, out)
+}
+
 fn decoded_fields(base_offset: i64, records: &[Record]) -> impl ExactSizeIterator<Item = Fields<'_>> {
     records.iter().map(move |r| Fields {
         // In range: checked by `check_offsets`.
@@ -198,6 +218,34 @@ impl RecordBatch {
             headers: &r.headers,
         });
         assemble(params, fields, hint)
+    }
+
+    /// Builds `records` into as few batches as fit, each at most `max_bytes` long, keeping their order
+    /// (what a producer does with a topic's `max.message.bytes`). Records are grouped by an estimate of
+    /// their encoded size, and a built batch that still comes out too large is split in half again.
+    /// A single record that cannot fit on its own is [`BatchError::TooLarge`] naming its size; an empty
+    /// slice gives no batches.
+    pub fn build_within(
+        records: &[NewRecord],
+        max_bytes: usize,
+        compression: Compression,
+    ) -> Result<Vec<RecordBatch>, BatchError> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut size = BATCH_HEADER_SIZE;
+        for (i, r) in records.iter().enumerate() {
+            let s = size_hint(&r.key, &r.value, &r.headers);
+            if i > start && size + s > max_bytes {
+                build_halving(&records[start..i], max_bytes, compression, &mut out)?;
+                start = i;
+                size = BATCH_HEADER_SIZE;
+            }
+            size += s;
+        }
+        if start < records.len() {
+            build_halving(&records[start..], max_bytes, compression, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// Builds a batch from decoded records keeping their absolute offsets and timestamps, for log
@@ -260,6 +308,30 @@ mod tests {
             }
         }
         !crc
+    }
+
+    fn value_record(n: usize) -> NewRecord {
+        NewRecord { key: None, value: Some(Bytes::from(vec![b'v'; n])), headers: Vec::new(), timestamp_ms: 5 }
+    }
+
+    #[test]
+    fn build_within_keeps_order_and_every_batch_under_the_limit() {
+        let records: Vec<NewRecord> = (0..100).map(|i| value_record(50 + i)).collect();
+        for codec in [Compression::None, Compression::Lz4] {
+            let batches = RecordBatch::build_within(&records, 1024, codec).unwrap();
+            assert!(batches.len() > 5);
+            assert!(batches.iter().all(|b| b.len() <= 1024 && b.validate().is_ok()));
+            let lengths: Vec<usize> =
+                batches.iter().flat_map(|b| b.records().unwrap()).map(|r| r.value.map_or(0, |v| v.len())).collect();
+            assert_eq!(lengths, (0..100).map(|i| 50 + i).collect::<Vec<_>>());
+        }
+        assert!(RecordBatch::build_within(&[], 1024, Compression::None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn build_within_refuses_a_record_that_cannot_fit_alone() {
+        let err = RecordBatch::build_within(&[value_record(10), value_record(5000)], 1024, Compression::None);
+        assert!(matches!(err, Err(BatchError::TooLarge { max: 1024, .. })), "{err:?}");
     }
 
     #[test]
