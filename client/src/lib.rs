@@ -35,12 +35,14 @@ pub mod record;
 pub mod types;
 
 pub use client::{Client, ClientOptions};
-pub use consumer::{Consumer, ConsumerBatch, ConsumerConfig, FetchMode};
+pub use consumer::{Consumer, ConsumerBatch, ConsumerConfig, FetchMode, ReadFormat};
 pub use error::{ClientError, Code};
 /// Kafka's default partitioner (murmur2 of the key), which the producer uses for keyed records.
 pub use janus_codec::partitioner;
 pub use janus_proto::v1 as proto;
-pub use producer::{DeliveryFuture, Producer, ProducerConfig, RequestObserver, RequestReport, SendMode};
+pub use producer::{
+    DeliveryFuture, Producer, ProducerConfig, RecordCompression, RequestObserver, RequestReport, SendMode, WireFormat,
+};
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
 pub use types::{
     Append, Compression, Engine, GroupPartition, NewTopic, PartitionInfo, Position, TopicDescription, TopicInfo,

@@ -130,6 +130,18 @@ impl ConsumerRecord {
         }
     }
 
+    /// A record decoded from a batch the broker sent.
+    pub fn from_record(partition: u32, r: janus_codec::Record) -> Self {
+        ConsumerRecord {
+            partition,
+            offset: r.offset,
+            timestamp_ms: r.timestamp_ms,
+            key: r.key,
+            value: r.value,
+            headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+        }
+    }
+
     /// The value of the first header named `key`.
     pub fn header(&self, key: &str) -> Option<&Bytes> {
         self.headers.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.as_ref())

@@ -16,6 +16,16 @@ pub enum FetchMode {
     },
 }
 
+/// How broker responses carry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFormat {
+    /// Whole Kafka RecordBatch v2 batches, decoded (and CRC-checked) by the consumer: the fast path.
+    #[default]
+    Batches,
+    /// One protobuf message per record.
+    Messages,
+}
+
 /// Consumer settings.
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -31,6 +41,8 @@ pub struct ConsumerConfig {
     pub max_bytes: u32,
     /// Subscribe streams or long-poll fetches.
     pub mode: FetchMode,
+    /// Batches (default) or per-record messages in responses.
+    pub format: ReadFormat,
     /// With a group, commit the consumed positions this often (checked on each poll); `None` = only
     /// on explicit `commit` and on `close`.
     pub auto_commit: Option<Duration>,
@@ -47,6 +59,7 @@ impl Default for ConsumerConfig {
             tags: Vec::new(),
             max_bytes: 0,
             mode: FetchMode::Subscribe,
+            format: ReadFormat::Batches,
             auto_commit: Some(Duration::from_secs(5)),
             prefetch: 4,
         }

@@ -2,19 +2,61 @@
 
 use std::time::Duration;
 
+use janus_codec::batch::decode_batches;
 use janus_proto::v1 as pb;
 use tokio::sync::mpsc;
 
+use super::config::ReadFormat;
 use crate::client::Client;
 use crate::error::{ClientError, Result};
+use crate::record::ConsumerRecord;
 use crate::types::Position;
 
 /// A broker response (or a failure) for one partition.
 pub(crate) struct Event {
     /// The partition it concerns.
     pub partition: u32,
-    /// The response, or why the partition's reader stopped.
-    pub result: Result<pb::FetchResponse>,
+    /// The response's records, or why the partition's reader stopped.
+    pub result: Result<Response>,
+}
+
+/// One broker response, decoded.
+pub(crate) struct Response {
+    /// The records, in offset order.
+    pub records: Vec<ConsumerRecord>,
+    /// Where the next read starts.
+    pub next_offset: i64,
+    /// The partition's end offset when the broker answered.
+    pub log_end_offset: i64,
+}
+
+impl Response {
+    /// Decodes `r` from `partition`: its batches (checking every CRC, skipping records below the offset it
+    /// was read from) or its messages.
+    fn decode(partition: u32, r: pb::FetchResponse) -> Result<Response> {
+        let records = if r.record_batches.is_empty() {
+            r.messages.into_iter().map(|m| ConsumerRecord::from_proto(partition, m)).collect()
+        } else {
+            decode_batches(&r.record_batches, r.from_offset)
+                .map_err(|e| {
+                    ClientError::Protocol(format!(
+                        "the broker's batches for {}/{partition} from offset {} do not decode: {e}",
+                        r.topic, r.from_offset
+                    ))
+                })?
+                .into_iter()
+                .map(|rec| ConsumerRecord::from_record(partition, rec))
+                .collect()
+        };
+        Ok(Response { records, next_offset: r.next_offset, log_end_offset: r.log_end_offset })
+    }
+}
+
+fn proto_format(format: ReadFormat) -> i32 {
+    match format {
+        ReadFormat::Batches => pb::RecordFormat::Batches as i32,
+        ReadFormat::Messages => pb::RecordFormat::Messages as i32,
+    }
 }
 
 /// What a reader task reads.
@@ -25,6 +67,7 @@ pub(crate) struct ReadSpec {
     pub partition: u32,
     pub tags: Vec<String>,
     pub max_bytes: u32,
+    pub format: ReadFormat,
 }
 
 /// Subscribe mode: one stream; resubscribes from the next offset if the broker ends it cleanly.
@@ -39,6 +82,7 @@ pub(crate) async fn subscribe_loop(spec: ReadSpec, start: Position, tx: mpsc::Se
             start: Some(position.to_proto()),
             tags: spec.tags.clone(),
             max_bytes: spec.max_bytes,
+            format: proto_format(spec.format),
         };
         let mut stream = match spec.client.subscribe(request).await {
             Ok(stream) => stream,
@@ -52,10 +96,12 @@ pub(crate) async fn subscribe_loop(spec: ReadSpec, start: Position, tx: mpsc::Se
                 Ok(Some(response)) => {
                     quiet_ends = 0;
                     position = Position::Offset(response.next_offset);
-                    if response.messages.is_empty() {
+                    let result = Response::decode(spec.partition, response);
+                    let failed = result.is_err();
+                    if result.as_ref().is_ok_and(|r| r.records.is_empty()) {
                         continue;
                     }
-                    if tx.send(Event { partition: spec.partition, result: Ok(response) }).await.is_err() {
+                    if tx.send(Event { partition: spec.partition, result }).await.is_err() || failed {
                         return;
                     }
                 }
@@ -90,11 +136,15 @@ pub(crate) async fn fetch_loop(spec: ReadSpec, mut offset: i64, max_wait: Durati
             max_bytes: spec.max_bytes,
             max_wait_ms,
             tags: spec.tags.clone(),
+            format: proto_format(spec.format),
         };
-        match spec.client.fetch(request).await {
-            Ok(response) => {
-                offset = response.next_offset.max(offset);
-                if response.messages.is_empty() {
+        match spec.client.fetch(request).await.and_then(|r| {
+            let next = r.next_offset;
+            Response::decode(spec.partition, r).map(|decoded| (next, decoded))
+        }) {
+            Ok((next, response)) => {
+                offset = next.max(offset);
+                if response.records.is_empty() {
                     if tx.is_closed() {
                         return;
                     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use config::{ConsumerConfig, FetchMode};
+pub use config::{ConsumerConfig, FetchMode, ReadFormat};
 
 use fetcher::{Event, ReadSpec};
 
@@ -104,6 +104,7 @@ impl Consumer {
                 partition,
                 tags: config.tags.clone(),
                 max_bytes: config.max_bytes,
+                format: config.format,
             };
             let start = match committed.get(&partition) {
                 Some(&offset) => {
@@ -220,8 +221,7 @@ impl Consumer {
         let Some(event) = event else { return Err(ClientError::Closed("consumer")) };
         let response = event.result?;
         let partition = event.partition;
-        let records: VecDeque<ConsumerRecord> =
-            response.messages.into_iter().map(|m| ConsumerRecord::from_proto(partition, m)).collect();
+        let records: VecDeque<ConsumerRecord> = response.records.into();
         self.current = Some(Current {
             partition,
             records,

@@ -3,12 +3,26 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
+use janus_codec::{Header, NewRecord, RecordBatch};
 use janus_proto::v1 as pb;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::watch;
 
+use super::config::{RecordCompression, WireFormat};
 use super::delivery::{BatchAck, Outcome, OutcomeSender, outcome_channel};
 use crate::error::Result;
+
+/// How sealed batches become requests.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestShape {
+    /// Ask the broker to answer once the batch is durable.
+    pub wait_durable: bool,
+    /// Client-built batches or per-record messages.
+    pub format: WireFormat,
+    /// The codec of client-built batches.
+    pub compression: RecordCompression,
+}
 
 /// Messages for one partition plus what is needed to acknowledge them.
 pub(crate) struct Batch {
@@ -22,6 +36,8 @@ pub(crate) struct Batch {
     pub bytes: usize,
     /// When the first message arrived (the linger clock).
     pub created: Instant,
+    /// The topic's `max.message.bytes`: the largest client-built batch the broker takes.
+    pub max_batch_bytes: usize,
     /// Resolved once with the broker's answer.
     pub outcome: OutcomeSender,
     /// Buffer space held until the batch is acknowledged.
@@ -30,9 +46,18 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// An empty batch.
-    pub fn new(topic: Arc<str>, partition: u32) -> Self {
+    pub fn new(topic: Arc<str>, partition: u32, max_batch_bytes: usize) -> Self {
         let (outcome, _) = outcome_channel();
-        Batch { topic, partition, messages: Vec::new(), bytes: 0, created: Instant::now(), outcome, permits: None }
+        Batch {
+            topic,
+            partition,
+            messages: Vec::new(),
+            bytes: 0,
+            created: Instant::now(),
+            max_batch_bytes,
+            outcome,
+            permits: None,
+        }
     }
 
     /// Adds a message; returns its index in the batch and a receiver for the outcome.
@@ -54,18 +79,63 @@ impl Batch {
         (self.messages.len() - 1, self.outcome.subscribe())
     }
 
-    /// Splits off the wire messages, keeping the acknowledgement part.
-    pub fn into_request(self, wait_durable: bool) -> (pb::ProduceRequest, Pending) {
-        let request = pb::ProduceRequest {
+    /// Turns the messages into a request as `shape` says, keeping the acknowledgement part. A batch that
+    /// cannot be built within the topic's limit (one record larger than it) goes as messages, so the
+    /// broker refuses it with its own error naming the limit.
+    pub fn into_request(self, shape: RequestShape) -> (pb::ProduceRequest, Pending) {
+        let count = self.messages.len();
+        let pending = Pending { count, bytes: self.bytes, outcome: self.outcome, _permits: self.permits };
+        let mut request = pb::ProduceRequest {
             topic: self.topic.to_string(),
             partition: Some(self.partition),
-            messages: self.messages,
-            wait_durable,
+            messages: Vec::new(),
+            wait_durable: shape.wait_durable,
+            batches: Vec::new(),
         };
-        let pending =
-            Pending { count: request.messages.len(), bytes: self.bytes, outcome: self.outcome, _permits: self.permits };
+        if shape.format == WireFormat::Batches {
+            let records = new_records(&self.messages, wall_clock_ms());
+            if let Ok(batches) = RecordBatch::build_within(&records, self.max_batch_bytes, shape.compression) {
+                request.partition = None;
+                request.batches =
+                    vec![pb::PartitionBatches { partition: self.partition, record_batches: concat(batches) }];
+                return (request, pending);
+            }
+        }
+        request.messages = self.messages;
         (request, pending)
     }
+}
+
+/// The messages as batch records; a timestamp of 0 becomes `now_ms` (CreateTime set by the client).
+fn new_records(messages: &[pb::Message], now_ms: i64) -> Vec<NewRecord> {
+    messages
+        .iter()
+        .map(|m| NewRecord {
+            key: m.key.clone(),
+            value: m.value.clone(),
+            headers: m.headers.iter().map(|h| Header { key: h.key.clone(), value: h.value.clone() }).collect(),
+            timestamp_ms: if m.timestamp_ms == 0 { now_ms } else { m.timestamp_ms },
+        })
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (0 if the clock is before 1970).
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Batches back to back in one buffer (no copy for the usual single batch).
+fn concat(batches: Vec<RecordBatch>) -> Bytes {
+    if batches.len() == 1 {
+        return batches.into_iter().next().map(RecordBatch::into_bytes).unwrap_or_default();
+    }
+    let mut buf = BytesMut::with_capacity(batches.iter().map(RecordBatch::len).sum());
+    for b in &batches {
+        buf.extend_from_slice(b.as_bytes());
+    }
+    buf.freeze()
 }
 
 /// A sent batch waiting for its acknowledgement.

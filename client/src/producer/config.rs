@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use crate::types::Compression;
 
+/// The codec of a client-built record batch.
+pub use janus_codec::Compression as RecordCompression;
+
 /// How the producer ships its batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SendMode {
@@ -17,6 +20,18 @@ pub enum SendMode {
     /// after `stream_bytes`, after `stream_time`, or on `flush`; messages are acknowledged when it closes.
     /// Order is kept and requests are pipelined without waiting for acks.
     Stream,
+}
+
+/// What a produce request carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WireFormat {
+    /// Kafka RecordBatch v2 batches built here (compressed with `record_compression`), which the broker
+    /// checks and stores without re-encoding: the fast path. Timestamps of 0 become this client's clock.
+    #[default]
+    Batches,
+    /// One protobuf message per record; the broker builds the batches (timestamps of 0 become the
+    /// broker's clock).
+    Messages,
 }
 
 /// What the producer reports after each request (unary) or stream (stream mode).
@@ -55,6 +70,10 @@ pub struct ProducerConfig {
     pub wait_durable: bool,
     /// Compression of produce requests; `None` = the client's option.
     pub compression: Option<Compression>,
+    /// What requests carry: client-built batches (default) or per-record messages.
+    pub format: WireFormat,
+    /// The codec of client-built batches (Kafka's `compression.type`): none, gzip, snappy, lz4 or zstd.
+    pub record_compression: RecordCompression,
     /// Unary requests or a ProduceStream.
     pub mode: SendMode,
     /// Stream mode: close a partition's stream after this many bytes.
@@ -74,6 +93,8 @@ impl Default for ProducerConfig {
             max_in_flight: 1,
             wait_durable: false,
             compression: None,
+            format: WireFormat::Batches,
+            record_compression: RecordCompression::None,
             mode: SendMode::Unary,
             stream_bytes: 16 * 1024 * 1024,
             stream_time: Duration::from_millis(100),
@@ -91,6 +112,8 @@ impl fmt::Debug for ProducerConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("wait_durable", &self.wait_durable)
             .field("compression", &self.compression)
+            .field("format", &self.format)
+            .field("record_compression", &self.record_compression)
             .field("mode", &self.mode)
             .field("stream_bytes", &self.stream_bytes)
             .field("stream_time", &self.stream_time)

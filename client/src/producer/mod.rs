@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
-pub use config::{ProducerConfig, RequestObserver, RequestReport, SendMode};
+pub use config::{ProducerConfig, RecordCompression, RequestObserver, RequestReport, SendMode, WireFormat};
 pub use delivery::DeliveryFuture;
 
-use batch::Batch;
+use batch::{Batch, RequestShape};
 use sender::{Command, Report, SenderContext};
 
 use crate::client::Client;
@@ -52,21 +52,33 @@ struct State {
     topics: HashMap<String, TopicState>,
 }
 
+/// The broker's default `max.message.bytes`, used if a topic's description lacks it.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// What the producer learns of a topic from the broker.
+#[derive(Clone, Copy, Debug)]
+struct TopicFacts {
+    partitions: u32,
+    max_message_bytes: usize,
+}
+
 /// Per-topic routing state, batches and sender queues.
 struct TopicState {
     name: Arc<str>,
     partitions: u32,
+    max_batch_bytes: usize,
     sticky: u32,
     open: Vec<Option<Batch>>,
     senders: Vec<Option<mpsc::UnboundedSender<Command>>>,
 }
 
 impl TopicState {
-    fn new(name: &str, partitions: u32) -> Self {
-        let n = partitions as usize;
+    fn new(name: &str, info: TopicFacts) -> Self {
+        let n = info.partitions as usize;
         TopicState {
             name: Arc::from(name),
-            partitions,
+            partitions: info.partitions,
+            max_batch_bytes: info.max_message_bytes,
             sticky: 0,
             open: (0..n).map(|_| None).collect(),
             senders: (0..n).map(|_| None).collect(),
@@ -88,7 +100,11 @@ impl Producer {
         let ctx = SenderContext {
             client: client.clone(),
             compression: config.compression.unwrap_or(client.options().compression),
-            wait_durable: config.wait_durable,
+            shape: RequestShape {
+                wait_durable: config.wait_durable,
+                format: config.format,
+                compression: config.record_compression,
+            },
             max_in_flight: config.max_in_flight.max(1),
             stream_bytes: config.stream_bytes,
             stream_time: config.stream_time,
@@ -125,11 +141,11 @@ impl Producer {
         let want = size.clamp(1, inner.buffer_limit as usize) as u32;
         let permit =
             inner.buffer.clone().acquire_many_owned(want).await.map_err(|_| ClientError::Closed("producer"))?;
-        let partitions = self.partition_count(&record.topic).await?;
+        let facts = self.topic_facts(&record.topic).await?;
         let (topic, explicit, message) = record.into_parts();
         let mut state = inner.state.lock().unwrap_or_else(|p| p.into_inner());
         if !state.topics.contains_key(&topic) {
-            state.topics.insert(topic.clone(), TopicState::new(&topic, partitions));
+            state.topics.insert(topic.clone(), TopicState::new(&topic, facts));
         }
         let Some(ts) = state.topics.get_mut(&topic) else { return Err(ClientError::Closed("producer")) };
         let partition = match explicit {
@@ -147,7 +163,7 @@ impl Producer {
         };
         let slot = &mut ts.open[partition as usize];
         let new_batch = slot.is_none();
-        let batch = slot.get_or_insert_with(|| Batch::new(ts.name.clone(), partition));
+        let batch = slot.get_or_insert_with(|| Batch::new(ts.name.clone(), partition, ts.max_batch_bytes));
         let (index, rx) = batch.push(message, size, permit);
         let delivery = DeliveryFuture::new(rx, index, ts.name.clone());
         if batch.bytes >= inner.config.batch_bytes {
@@ -199,12 +215,12 @@ impl Producer {
         result
     }
 
-    /// The partition count of `topic` (asked of the broker once, then cached).
-    async fn partition_count(&self, topic: &str) -> Result<u32> {
+    /// What routing and batching need of `topic` (asked of the broker once, then cached).
+    async fn topic_facts(&self, topic: &str) -> Result<TopicFacts> {
         {
             let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(ts) = state.topics.get(topic) {
-                return Ok(ts.partitions);
+                return Ok(TopicFacts { partitions: ts.partitions, max_message_bytes: ts.max_batch_bytes });
             }
         }
         let description = self.inner.client.describe_topic(topic).await?;
@@ -212,7 +228,13 @@ impl Producer {
         if partitions == 0 {
             return Err(ClientError::Protocol(format!("topic {topic} has no partitions")));
         }
-        Ok(partitions)
+        let max_message_bytes = description
+            .topic
+            .configs
+            .get("max.message.bytes")
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        Ok(TopicFacts { partitions, max_message_bytes })
     }
 }
 
@@ -237,7 +259,7 @@ impl Inner {
         });
         if let Err(mpsc::error::SendError(Command::Batch(batch))) = sender.send(Command::Batch(batch)) {
             // The task is gone (runtime shutting down): fail the batch rather than hang its futures.
-            let (_, pending) = batch.into_request(false);
+            let (_, pending) = batch.into_request(self.ctx.shape);
             pending.resolve(Err(ClientError::Closed("producer")));
         }
     }

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::batch::{Batch, Pending, split_ranges};
+use super::batch::{Batch, Pending, RequestShape, split_ranges};
 use super::config::{RequestObserver, RequestReport};
 use super::delivery::BatchAck;
 use crate::client::Client;
@@ -60,7 +60,7 @@ impl Report {
 pub(crate) struct SenderContext {
     pub client: Client,
     pub compression: Compression,
-    pub wait_durable: bool,
+    pub shape: RequestShape,
     pub max_in_flight: usize,
     pub stream_bytes: usize,
     pub stream_time: Duration,
@@ -120,7 +120,7 @@ pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceive
 async fn send_unary(ctx: SenderContext, batch: Batch) {
     let topic = batch.topic.clone();
     let partition = batch.partition;
-    let (request, pending) = batch.into_request(ctx.wait_durable);
+    let (request, pending) = batch.into_request(ctx.shape);
     let started = Instant::now();
     let result = ctx.client.produce_with(request, ctx.compression).await;
     let latency = started.elapsed();
@@ -168,7 +168,7 @@ async fn stream_epoch(ctx: &SenderContext, first: Batch, rx: &mut mpsc::Unbounde
     let mut next = Some(first);
     loop {
         if let Some(batch) = next.take() {
-            let (request, p) = batch.into_request(ctx.wait_durable);
+            let (request, p) = batch.into_request(ctx.shape);
             bytes += p.bytes;
             pending.push(p);
             if tx.send(request).await.is_err() {

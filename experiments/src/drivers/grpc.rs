@@ -68,27 +68,11 @@ async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> 
     Ok(Rig { broker, client, topics })
 }
 
-/// Produce requests to cycle: each a batch of the workload's messages.
-fn requests(workload: &Workload) -> Arc<Vec<(Vec<pb::Message>, u64, u64)>> {
+/// Produce requests to cycle: each one client-built RecordBatch v2 of the workload's messages (the fast
+/// path the client library uses by default), with its payload bytes and wanted-tag count.
+fn requests(workload: &Workload) -> Arc<Vec<(bytes::Bytes, u64, u64)>> {
     let batches = data::batches(workload, 16, 0x6772_7063);
-    Arc::new(
-        batches
-            .iter()
-            .map(|b| {
-                let records = b.batch.records().expect("generated batches decode");
-                let messages = records
-                    .into_iter()
-                    .map(|r| pb::Message {
-                        key: None,
-                        value: r.value,
-                        headers: r.headers.into_iter().map(|h| pb::Header { key: h.key, value: h.value }).collect(),
-                        timestamp_ms: 0,
-                    })
-                    .collect();
-                (messages, b.payload_bytes, b.wanted)
-            })
-            .collect(),
-    )
+    Arc::new(batches.iter().map(|b| (b.batch.as_bytes().to_vec().into(), b.payload_bytes, b.wanted)).collect())
 }
 
 /// Runs a future on a fresh two-worker runtime (the broker and the load share it, as on a 2-core machine).
@@ -131,13 +115,13 @@ async fn produce_phase(
             let (client, requests, partitions, acked, hist) =
                 (client.clone(), requests.clone(), partitions.clone(), acked.clone(), hist.clone());
             async move {
-                let (messages, _, _) = &requests[n as usize % requests.len()];
+                let (batch, _, _) = &requests[n as usize % requests.len()];
                 let (topic, partition) = &partitions[n as usize % partitions.len()];
                 let request = pb::ProduceRequest {
                     topic: topic.clone(),
-                    partition: Some(*partition),
-                    messages: messages.clone(),
                     wait_durable,
+                    batches: vec![pb::PartitionBatches { partition: *partition, record_batches: batch.clone() }],
+                    ..Default::default()
                 };
                 client.produce(request).await.with_context(|| format!("producing to {topic}/{partition}"))?;
                 measure::record(&mut hist.lock().unwrap_or_else(|p| p.into_inner()), due.elapsed());
@@ -271,6 +255,7 @@ pub fn tags(engine_name: &str, dir: &Path, workload: &Workload) -> Result<BTreeM
                         max_bytes: workload.read_bytes as u32,
                         max_wait_ms: 0,
                         tags: if broker_filters { vec![WANTED_TAG.into()] } else { Vec::new() },
+                        ..Default::default()
                     };
                     let response = rig.client.fetch(request).await.with_context(|| format!("fetching {topic}"))?;
                     for message in &response.messages {

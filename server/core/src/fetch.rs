@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use janus_api::{Engine, ReadSlice, Record, TopicPartition, headers};
+use bytes::Bytes;
+use janus_api::{Compression, Engine, ReadSlice, Record, RecordBatch, TopicPartition, headers};
+use janus_codec::batch::split_batches;
 use tokio::sync::watch;
 
 use crate::Core;
@@ -46,6 +48,58 @@ pub struct FetchRequest {
     pub max_wait_ms: u32,
     /// Only messages whose `TAGS` header is one of these; empty: every message.
     pub tags: Vec<String>,
+    /// How the result carries the records.
+    pub format: RecordFormat,
+}
+
+/// How a fetch result carries the records it read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordFormat {
+    /// Decoded records (for faces that send per-message fields).
+    #[default]
+    Records,
+    /// Kafka RecordBatch v2 bytes as the engine ships them (the fast path).
+    Batches,
+}
+
+/// The records a fetch read, in the format asked for.
+#[derive(Clone, Debug)]
+pub enum Fetched {
+    /// Decoded records, at or after the offset asked for.
+    Records(Vec<Record>),
+    /// Whole Kafka RecordBatch v2 batches; the first may begin before the offset asked for.
+    Batches {
+        /// The batches, back to back.
+        bytes: Bytes,
+        /// How many records they hold.
+        records: u64,
+    },
+}
+
+impl Fetched {
+    /// Whether nothing was read.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Fetched::Records(records) => records.is_empty(),
+            Fetched::Batches { bytes, .. } => bytes.is_empty(),
+        }
+    }
+
+    /// An empty result in `format`.
+    fn empty(format: RecordFormat) -> Fetched {
+        match format {
+            RecordFormat::Records => Fetched::Records(Vec::new()),
+            RecordFormat::Batches => Fetched::Batches { bytes: Bytes::new(), records: 0 },
+        }
+    }
+
+    /// How many records were read.
+    pub fn record_count(&self) -> u64 {
+        match self {
+            Fetched::Records(records) => records.len() as u64,
+            Fetched::Batches { records, .. } => *records,
+        }
+    }
 }
 
 /// What a fetch (or one step of a subscription) returns.
@@ -55,8 +109,10 @@ pub struct FetchResult {
     pub topic: String,
     /// The partition.
     pub partition: u32,
-    /// The records read, at or after the offset asked for.
-    pub records: Vec<Record>,
+    /// The offset the read started at.
+    pub from_offset: i64,
+    /// What was read.
+    pub data: Fetched,
     /// Where the next read should start.
     pub next_offset: i64,
     /// The partition's log start offset.
@@ -91,49 +147,79 @@ fn has_tag(record: &Record, tags: &[String]) -> bool {
         .is_some_and(|v| tags.iter().any(|t| t.as_bytes() == &v[..]))
 }
 
-/// Reads `max_bytes` of `partition` from `offset`, filtered by `tags` (blocking).
-fn read_partition(
-    r: &Registry,
-    topic: &Topic,
-    partition: u32,
+/// What one read asks for: where, how much, which tags, in which format.
+#[derive(Clone, Debug)]
+struct ReadSpec {
     offset: i64,
     max_bytes: usize,
-    tags: &[String],
-) -> Result<FetchResult, BrokerError> {
+    tags: Arc<Vec<String>>,
+    format: RecordFormat,
+}
+
+/// Reads `max_bytes` of `partition` from `offset`, filtered by `tags` (blocking).
+fn read_partition(r: &Registry, topic: &Topic, partition: u32, spec: &ReadSpec) -> Result<FetchResult, BrokerError> {
+    let offset = spec.offset;
     let tp = TopicPartition::new(topic.name.clone(), partition);
     let engine = r.engine(topic.engine);
-    let (slice, records) = read_filtered(engine, &tp, offset, max_bytes, tags)?;
+    let (slice, data) = read_filtered(engine, &tp, spec)?;
     let o = engine.offsets(&tp)?;
-    metrics::record_out(&topic.name, records.len() as u64, slice.byte_len() as u64);
+    metrics::record_out(&topic.name, data.record_count(), slice.byte_len() as u64);
     Ok(FetchResult {
         topic: topic.name.clone(),
         partition,
-        records,
+        from_offset: offset,
+        data,
         next_offset: slice.next_offset().max(offset),
         log_start: o.log_start,
         log_end: o.log_end,
     })
 }
 
-/// Reads and decodes, keeping only messages tagged with one of `tags` (when any): in storage through the
-/// engine's tag filter when it has one, else here after decoding.
+/// Reads, keeping only messages tagged with one of `tags` (when any): in storage through the engine's tag
+/// filter when it has one, else here after decoding. Batches come from the engine as it ships them, except
+/// when this function filtered decoded records: those it encodes into one batch that keeps their offsets.
 fn read_filtered(
     engine: &dyn Engine,
     tp: &TopicPartition,
-    offset: i64,
-    max_bytes: usize,
-    tags: &[String],
-) -> Result<(ReadSlice, Vec<Record>), BrokerError> {
+    spec: &ReadSpec,
+) -> Result<(ReadSlice, Fetched), BrokerError> {
+    let tags = spec.tags.as_slice();
     let in_storage = engine.tag_filter().filter(|_| !tags.is_empty());
     let slice = match in_storage {
-        Some(filter) => filter.read_tagged(tp, offset, max_bytes, tags)?,
-        None => engine.read(tp, offset, max_bytes)?,
+        Some(filter) => filter.read_tagged(tp, spec.offset, spec.max_bytes, tags)?,
+        None => engine.read(tp, spec.offset, spec.max_bytes)?,
     };
-    let mut records = engine.decode_records(&slice, offset)?;
-    if !tags.is_empty() && in_storage.is_none() {
+    let filter_here = !tags.is_empty() && in_storage.is_none();
+    if spec.format == RecordFormat::Batches && !filter_here {
+        let bytes = engine.encode_batches(&slice)?;
+        let records = split_batches(&bytes).filter_map(Result::ok).map(|(h, _)| h.records_count.max(0) as u64).sum();
+        return Ok((slice, Fetched::Batches { bytes, records }));
+    }
+    let mut records = engine.decode_records(&slice, spec.offset)?;
+    if filter_here {
         records.retain(|rec| has_tag(rec, tags));
     }
-    Ok((slice, records))
+    let data = match spec.format {
+        RecordFormat::Records => Fetched::Records(records),
+        RecordFormat::Batches => {
+            let count = records.len() as u64;
+            Fetched::Batches { bytes: encode_filtered(&records)?, records: count }
+        }
+    };
+    Ok((slice, data))
+}
+
+/// Decoded records (in offset order, possibly with gaps) as one batch that keeps their offsets and
+/// timestamps; nothing for no records.
+fn encode_filtered(records: &[Record]) -> Result<Bytes, BrokerError> {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else { return Ok(Bytes::new()) };
+    let internal = |e: janus_api::BatchError| {
+        BrokerError::new(ErrorCode::Internal, format!("cannot encode the filtered records as a batch: {e}"))
+    };
+    let delta = i32::try_from(last.offset - first.offset)
+        .map_err(|_| BrokerError::new(ErrorCode::Internal, "filtered records span more than i32::MAX offsets"))?;
+    let batch = RecordBatch::build_with_offsets(first.offset, delta, records, Compression::None).map_err(internal)?;
+    Ok(batch.into_bytes())
 }
 
 /// The offset `at` names in one partition (blocking).
@@ -172,28 +258,28 @@ impl Core {
         let partition = req.partition;
         let mut watch = self.partition_watch(&topic, partition)?;
         let mut shutdown = self.shutdown.clone();
-        let tags = Arc::new(req.tags);
-        let mut offset = req.offset;
+        let mut spec = ReadSpec { offset: req.offset, max_bytes, tags: Arc::new(req.tags), format: req.format };
         loop {
             watch.borrow_and_update();
             let permit = self.limiter.acquire(connection, max_bytes).await?;
-            let (t, tg) = (Arc::clone(&topic), Arc::clone(&tags));
-            let read = self.blocking(move |r| read_partition(r, &t, partition, offset, max_bytes, &tg)).await?;
+            let (t, s) = (Arc::clone(&topic), spec.clone());
+            let read = self.blocking(move |r| read_partition(r, &t, partition, &s)).await?;
             drop(permit);
             let expired = Instant::now() >= deadline;
-            if !read.records.is_empty() || expired || self.shutting_down() || topic.is_deleted() {
+            if !read.data.is_empty() || expired || self.shutting_down() || topic.is_deleted() {
                 return Ok(read);
             }
-            if read.next_offset > offset && read.next_offset < read.log_end {
+            if read.next_offset > spec.offset && read.next_offset < read.log_end {
                 // A tag filter skipped everything read: go on scanning.
-                offset = read.next_offset;
+                spec.offset = read.next_offset;
                 continue;
             }
-            offset = read.next_offset;
+            spec.offset = read.next_offset;
             tokio::select! {
                 changed = watch.changed() => {
                     if changed.is_err() {
-                        return Ok(FetchResult { records: vec![], next_offset: offset, ..read });
+                        let data = Fetched::empty(spec.format);
+                        return Ok(FetchResult { data, from_offset: spec.offset, next_offset: spec.offset, ..read });
                     }
                 }
                 _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -202,28 +288,21 @@ impl Core {
         }
     }
 
-    /// Starts following one partition from `start` (see [`Subscription`]).
-    pub async fn subscribe(
-        &self,
-        topic: &str,
-        partition: u32,
-        start: Position,
-        max_bytes: u32,
-        tags: Vec<String>,
-    ) -> Result<Subscription, BrokerError> {
-        let topic = self.topic(topic)?;
+    /// Starts following one partition from `req.start` (see [`Subscription`]).
+    pub async fn subscribe(&self, req: SubscribeRequest) -> Result<Subscription, BrokerError> {
+        let topic = self.topic(&req.topic)?;
+        let partition = req.partition;
         let watch = self.partition_watch(&topic, partition)?;
         let t = Arc::clone(&topic);
+        let start = req.start;
         let offset = self.blocking(move |r| resolve(r, &t, partition, start)).await?;
-        Ok(Subscription {
-            core: self.clone(),
-            topic,
-            partition,
+        let spec = ReadSpec {
             offset,
-            max_bytes: self.fetch_limits.max_bytes(max_bytes),
-            tags: Arc::new(tags),
-            watch,
-        })
+            max_bytes: self.fetch_limits.max_bytes(req.max_bytes),
+            tags: Arc::new(req.tags),
+            format: req.format,
+        };
+        Ok(Subscription { core: self.clone(), topic, partition, spec, watch })
     }
 
     /// The log-end watch of `partition` (`UnknownPartition` when the topic has no such partition).
@@ -235,15 +314,30 @@ impl Core {
     }
 }
 
+/// A subscription request, as every face hands it to the core.
+#[derive(Clone, Debug)]
+pub struct SubscribeRequest {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Where to start.
+    pub start: Position,
+    /// Bytes per read (0: the broker's default; clamped to its maximum).
+    pub max_bytes: u32,
+    /// Only messages whose `TAGS` header is one of these; empty: every message.
+    pub tags: Vec<String>,
+    /// How each result carries the records.
+    pub format: RecordFormat,
+}
+
 /// A partition followed from an offset: each [`Subscription::next`] returns the next non-empty read,
 /// waiting at the log end for appends.
 pub struct Subscription {
     core: Core,
     topic: Arc<Topic>,
     partition: u32,
-    offset: i64,
-    max_bytes: usize,
-    tags: Arc<Vec<String>>,
+    spec: ReadSpec,
     watch: watch::Receiver<i64>,
 }
 
@@ -252,7 +346,7 @@ impl std::fmt::Debug for Subscription {
         f.debug_struct("Subscription")
             .field("topic", &self.topic.name)
             .field("partition", &self.partition)
-            .field("offset", &self.offset)
+            .field("offset", &self.spec.offset)
             .finish_non_exhaustive()
     }
 }
@@ -276,16 +370,15 @@ impl Subscription {
                     format!("topic '{}' was deleted", self.topic.name),
                 ));
             }
-            let (t, tg, partition, offset, max) =
-                (Arc::clone(&self.topic), Arc::clone(&self.tags), self.partition, self.offset, self.max_bytes);
-            let read = self.core.blocking(move |r| read_partition(r, &t, partition, offset, max, &tg)).await?;
-            if !read.records.is_empty() {
-                self.offset = read.next_offset;
+            let (t, s, partition) = (Arc::clone(&self.topic), self.spec.clone(), self.partition);
+            let read = self.core.blocking(move |r| read_partition(r, &t, partition, &s)).await?;
+            if !read.data.is_empty() {
+                self.spec.offset = read.next_offset;
                 return Ok(read);
             }
-            if read.next_offset > self.offset {
+            if read.next_offset > self.spec.offset {
                 // A tag filter skipped what was read: go on scanning.
-                self.offset = read.next_offset;
+                self.spec.offset = read.next_offset;
                 continue;
             }
             tokio::select! {

@@ -38,8 +38,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 pub use error::{BrokerError, ErrorCode};
-pub use fetch::{FetchLimits, FetchRequest, FetchResult, Position, Subscription};
-pub use produce::{PartitionAppend, ProduceRequest};
+pub use fetch::{
+    FetchLimits, FetchRequest, FetchResult, Fetched, Position, RecordFormat, SubscribeRequest, Subscription,
+};
+pub use produce::{PartitionAppend, PartitionBatches, ProduceBatchesRequest, ProduceRequest};
 use tokio::sync::watch;
 
 use crate::disk::DiskGuard;

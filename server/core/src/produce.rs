@@ -2,6 +2,10 @@
 //! the topic's `max.message.bytes`, append them on the blocking pool, and (when asked) wait until they are
 //! durable under the topic's flush policy.
 //!
+//! The fast path, [`Core::produce_batches`], takes batches a client already built: it checks their framing
+//! and header here and leaves the CRC and record checks to the engine's `append` (which runs on the
+//! blocking pool), so no message is decoded or re-encoded on the way to storage.
+//!
 //! Routing: an explicit partition wins; else Kafka's murmur2 of the key; keyless messages of one request
 //! all go to one partition and the next request's to the next one. Appends to different partitions are not
 //! atomic: if one fails, the request fails and the partitions appended before it keep their messages (a
@@ -13,6 +17,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use janus_api::{Appended, Compression, Durable, NewRecord, RecordBatch, TopicPartition, now_ms};
+use janus_codec::batch::split_batches;
 use janus_codec::partitioner::partition_for_key;
 
 use crate::Core;
@@ -20,9 +25,6 @@ use crate::error::{BrokerError, ErrorCode};
 use crate::limits::InflightPermit;
 use crate::metrics;
 use crate::topics::Topic;
-
-/// Bytes of a batch header (RecordBatch v2).
-const BATCH_OVERHEAD: usize = 61;
 
 /// One produce request, as every face hands it to the core.
 #[derive(Clone, Debug)]
@@ -37,6 +39,26 @@ pub struct ProduceRequest {
     pub wait_durable: bool,
 }
 
+/// Client-built Kafka RecordBatch v2 batches for one partition, back to back.
+#[derive(Clone, Debug)]
+pub struct PartitionBatches {
+    /// The partition.
+    pub partition: u32,
+    /// One or more whole batches.
+    pub bytes: Bytes,
+}
+
+/// A produce request of client-built batches (the fast path), as every face hands it to the core.
+#[derive(Clone, Debug)]
+pub struct ProduceBatchesRequest {
+    /// The topic.
+    pub topic: String,
+    /// The batches, per partition, appended in this order.
+    pub batches: Vec<PartitionBatches>,
+    /// Answer only once the batches are durable under the topic's flush policy.
+    pub wait_durable: bool,
+}
+
 /// The offsets one partition's appends of a request got.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PartitionAppend {
@@ -48,55 +70,70 @@ pub struct PartitionAppend {
     pub last_offset: i64,
 }
 
-fn record_size_estimate(r: &NewRecord) -> usize {
-    let field = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len) + 5;
-    let headers: usize = r.headers.iter().map(|h| h.key.len() + field(&h.value) + 5).sum();
-    field(&r.key) + field(&r.value) + headers + 25
-}
-
-/// Builds batches of `records` each within `max` bytes; a single record that cannot fit is refused.
-fn build_batches(
-    topic: &str,
-    records: &[NewRecord],
-    max: usize,
-    out: &mut Vec<RecordBatch>,
-) -> Result<(), BrokerError> {
-    let mut start = 0;
-    let mut size = BATCH_OVERHEAD;
-    for (i, r) in records.iter().enumerate() {
-        let s = record_size_estimate(r);
-        if i > start && size + s > max {
-            build_exact(topic, &records[start..i], max, out)?;
-            start = i;
-            size = BATCH_OVERHEAD;
-        }
-        size += s;
-    }
-    if start < records.len() {
-        build_exact(topic, &records[start..], max, out)?;
-    }
-    Ok(())
-}
-
-fn build_exact(topic: &str, records: &[NewRecord], max: usize, out: &mut Vec<RecordBatch>) -> Result<(), BrokerError> {
-    let batch = RecordBatch::build(records, Compression::None)
-        .map_err(|e| BrokerError::invalid(format!("cannot encode the messages: {e}")))?;
-    if batch.len() <= max {
-        out.push(batch);
-        return Ok(());
-    }
-    if records.len() == 1 {
-        return Err(BrokerError::new(
+/// Builds `records` into batches each within `max` bytes; a single record that cannot fit is refused.
+fn build_batches(topic: &str, records: &[NewRecord], max: usize) -> Result<Vec<RecordBatch>, BrokerError> {
+    RecordBatch::build_within(records, max, Compression::None).map_err(|e| match e {
+        janus_api::BatchError::TooLarge { size, .. } => BrokerError::new(
             ErrorCode::MessageTooLarge,
             format!(
-                "a message of {} bytes (as a record batch) exceeds max.message.bytes = {max} of topic '{topic}'",
-                batch.len()
+                "a message of {size} bytes (as a record batch) exceeds max.message.bytes = {max} of topic '{topic}'"
             ),
-        ));
+        ),
+        other => BrokerError::invalid(format!("cannot encode the messages: {other}")),
+    })
+}
+
+/// Splits each partition's bytes into batches and checks what the engine does not: framing, that each
+/// batch has records and fits `max.message.bytes`, and the producer fields this broker does not serve yet.
+fn split_client_batches(
+    topic: &Topic,
+    batches: Vec<PartitionBatches>,
+    max: usize,
+) -> Result<Vec<(u32, RecordBatch)>, BrokerError> {
+    if batches.is_empty() {
+        return Err(BrokerError::invalid("the produce request has no batches"));
     }
-    let mid = records.len() / 2;
-    build_exact(topic, &records[..mid], max, out)?;
-    build_exact(topic, &records[mid..], max, out)
+    let mut out = Vec::with_capacity(batches.len());
+    for PartitionBatches { partition, bytes } in batches {
+        topic.check_partition(partition)?;
+        if bytes.is_empty() {
+            return Err(BrokerError::invalid(format!("partition {partition}: the record_batches field is empty")));
+        }
+        for (i, item) in split_batches(&bytes).enumerate() {
+            let what = || format!("partition {partition}, batch {i}");
+            let (header, raw) = item.map_err(|e| BrokerError::invalid(format!("{}: {e}", what())))?;
+            if raw.len() > max {
+                return Err(BrokerError::new(
+                    ErrorCode::MessageTooLarge,
+                    format!(
+                        "{}: a batch of {} bytes exceeds max.message.bytes = {max} of topic '{}'",
+                        what(),
+                        raw.len(),
+                        topic.name
+                    ),
+                ));
+            }
+            if header.is_transactional() || header.is_control() {
+                return Err(BrokerError::invalid(format!(
+                    "{}: transactional and control batches are not accepted (this broker has no Kafka transactions)",
+                    what()
+                )));
+            }
+            if header.producer_id != -1 || header.producer_epoch != -1 || header.base_sequence != -1 {
+                return Err(BrokerError::invalid(format!(
+                    "{}: producer id, epoch and base sequence must be -1 (the idempotent producer is not served yet)",
+                    what()
+                )));
+            }
+            if header.records_count <= 0 {
+                return Err(BrokerError::invalid(format!("{}: the batch holds no records", what())));
+            }
+            let batch = RecordBatch::from_bytes(bytes.slice_ref(raw))
+                .map_err(|e| BrokerError::invalid(format!("{}: {e}", what())))?;
+            out.push((partition, batch));
+        }
+    }
+    Ok(out)
 }
 
 /// Groups the request's messages by partition, in request order within each partition, giving timestamps
@@ -147,11 +184,37 @@ impl Core {
         let routed = route(&topic, req)?;
         let mut batches: Vec<(u32, RecordBatch)> = Vec::new();
         for (partition, records) in &routed {
-            let mut out = Vec::new();
-            build_batches(&topic.name, records, max, &mut out)?;
-            batches.extend(out.into_iter().map(|b| (*partition, b)));
+            let built = build_batches(&topic.name, records, max)?;
+            batches.extend(built.into_iter().map(|b| (*partition, b)));
         }
         drop(routed);
+        self.append_and_wait(topic, batches, wait_durable).await
+    }
+
+    /// Produces client-built batches (the fast path): checked and appended as they are, without decoding
+    /// or re-encoding a message. Like [`Core::produce`], it holds the face's admission until answered.
+    /// Returns one [`PartitionAppend`] per contiguous run of offsets per partition.
+    pub async fn produce_batches(
+        &self,
+        admission: InflightPermit,
+        req: ProduceBatchesRequest,
+    ) -> Result<Vec<PartitionAppend>, BrokerError> {
+        let _admission = admission;
+        let topic = self.topic(&req.topic)?;
+        self.disk.check(topic.engine)?;
+        let max = topic.config().max_message_bytes as usize;
+        let batches = split_client_batches(&topic, req.batches, max)?;
+        let appends = self.append_and_wait(topic, batches, req.wait_durable).await?;
+        Ok(merge_runs(appends))
+    }
+
+    /// Appends `batches` on the blocking pool and, when asked, waits until they are durable.
+    async fn append_and_wait(
+        &self,
+        topic: Arc<Topic>,
+        batches: Vec<(u32, RecordBatch)>,
+        wait_durable: bool,
+    ) -> Result<Vec<PartitionAppend>, BrokerError> {
         let t = Arc::clone(&topic);
         let done = self.blocking(move |r| append_all(r.engine(t.engine), &t, batches)).await?;
         let mut appends = Vec::with_capacity(done.len());
@@ -173,6 +236,20 @@ impl Core {
         }
         Ok(appends)
     }
+}
+
+/// Merges appends of one partition whose offsets follow each other into one range, keeping order.
+fn merge_runs(appends: Vec<PartitionAppend>) -> Vec<PartitionAppend> {
+    let mut out: Vec<PartitionAppend> = Vec::with_capacity(appends.len());
+    for a in appends {
+        match out.last_mut() {
+            Some(last) if last.partition == a.partition && last.last_offset + 1 == a.base_offset => {
+                last.last_offset = a.last_offset;
+            }
+            _ => out.push(a),
+        }
+    }
+    out
 }
 
 /// Appends `batches` in order (blocking), waking the partitions' waiters after each append.
@@ -213,17 +290,22 @@ mod tests {
     #[test]
     fn batches_split_under_the_limit_and_keep_order() {
         let records: Vec<NewRecord> = (0..100).map(|_| rec(100)).collect();
-        let mut out = Vec::new();
-        build_batches("t", &records, 1024, &mut out).unwrap();
+        let out = build_batches("t", &records, 1024).unwrap();
         assert!(out.len() > 10);
         assert!(out.iter().all(|b| b.len() <= 1024));
         assert_eq!(out.iter().map(|b| b.record_count() as usize).sum::<usize>(), 100);
     }
 
     #[test]
+    fn appends_that_follow_each_other_merge_per_partition() {
+        let a = |partition, base_offset, last_offset| PartitionAppend { partition, base_offset, last_offset };
+        let merged = merge_runs(vec![a(0, 0, 9), a(0, 10, 19), a(1, 5, 6), a(0, 30, 31), a(0, 32, 32)]);
+        assert_eq!(merged, vec![a(0, 0, 19), a(1, 5, 6), a(0, 30, 32)]);
+    }
+
+    #[test]
     fn a_single_oversized_message_is_refused() {
-        let mut out = Vec::new();
-        let err = build_batches("t", &[rec(2000)], 1024, &mut out).unwrap_err();
+        let err = build_batches("t", &[rec(2000)], 1024).unwrap_err();
         assert_eq!(err.code(), ErrorCode::MessageTooLarge);
         assert!(err.message().contains("max.message.bytes = 1024"), "{}", err.message());
     }

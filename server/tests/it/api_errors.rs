@@ -25,6 +25,7 @@ async fn every_error_maps_to_its_status_code() {
             partition: None,
             messages: vec![msg(None, "x")],
             wait_durable: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -94,6 +95,7 @@ async fn every_error_maps_to_its_status_code() {
             partition: Some(0),
             messages: vec![msg(None, &big)],
             wait_durable: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -101,7 +103,13 @@ async fn every_error_maps_to_its_status_code() {
     assert!(e.message().contains("max.message.bytes = 1024"), "{}", e.message());
     let e = c
         .producer
-        .produce(v1::ProduceRequest { topic: "orders".into(), partition: None, messages: vec![], wait_durable: false })
+        .produce(v1::ProduceRequest {
+            topic: "orders".into(),
+            partition: None,
+            messages: vec![],
+            wait_durable: false,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);

@@ -114,8 +114,15 @@ async fn errors_carry_their_stable_code() {
 /// The `grpc-encoding` a Fetch answer declares to a client that accepts gzip, with the values it carried.
 async fn fetch_accepting_gzip(c: &Clients, topic: &str) -> (Option<String>, Vec<String>) {
     let mut consumer = c.consumer.clone().accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-    let request =
-        v1::FetchRequest { topic: topic.into(), partition: 0, offset: 0, max_bytes: 0, max_wait_ms: 0, tags: vec![] };
+    let request = v1::FetchRequest {
+        topic: topic.into(),
+        partition: 0,
+        offset: 0,
+        max_bytes: 0,
+        max_wait_ms: 0,
+        tags: vec![],
+        ..Default::default()
+    };
     let response = consumer.fetch(request).await.unwrap();
     let encoding = response.metadata().get("grpc-encoding").and_then(|v| v.to_str().ok()).map(str::to_string);
     (encoding, values(response.get_ref()))
@@ -185,6 +192,7 @@ async fn shutdown_is_prompt_with_subscribers_that_never_read() {
                     max_bytes: 0,
                     max_wait_ms: 60_000,
                     tags: vec![],
+                    ..Default::default()
                 })
                 .await
         })
@@ -217,8 +225,15 @@ async fn undecodable_and_oversized_requests_get_this_apis_codes() {
         .unwrap();
     let mut raw = tonic::client::Grpc::new(channel);
     raw.ready().await.unwrap();
-    let wrong =
-        v1::FetchRequest { topic: "t".into(), partition: 0, offset: 5, max_bytes: 0, max_wait_ms: 0, tags: vec![] };
+    let wrong = v1::FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset: 5,
+        max_bytes: 0,
+        max_wait_ms: 0,
+        tags: vec![],
+        ..Default::default()
+    };
     let path = tonic::codegen::http::uri::PathAndQuery::from_static("/janus.v1.Producer/Produce");
     let codec = tonic_prost::ProstCodec::<v1::FetchRequest, v1::ProduceResponse>::default();
     let e = raw.unary(tonic::Request::new(wrong), path, codec).await.unwrap_err();
@@ -233,6 +248,7 @@ async fn undecodable_and_oversized_requests_get_this_apis_codes() {
             partition: None,
             messages: vec![msg(None, &big)],
             wait_durable: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

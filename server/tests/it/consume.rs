@@ -27,6 +27,7 @@ async fn long_poll_fetch_returns_when_data_arrives() {
                 max_bytes: 0,
                 max_wait_ms: 200,
                 tags: vec![],
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -47,6 +48,7 @@ async fn long_poll_fetch_returns_when_data_arrives() {
                     max_bytes: 0,
                     max_wait_ms: 30_000,
                     tags: vec![],
+                    ..Default::default()
                 })
                 .await
                 .unwrap()
@@ -139,6 +141,7 @@ async fn tag_filters_work_on_both_engines() {
                 max_bytes: 0,
                 max_wait_ms: 1000,
                 tags: vec!["TagA".into(), "TagC".into()],
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -276,6 +279,7 @@ async fn shutdown_answers_long_polls_and_ends_subscriptions_at_once() {
                 max_bytes: 0,
                 max_wait_ms: 60_000,
                 tags: vec![],
+                ..Default::default()
             })
             .await
     });

@@ -59,6 +59,7 @@ async fn a_full_disk_is_resource_exhausted_and_reads_keep_working() {
                 partition: Some(0),
                 messages: vec![msg(None, &value)],
                 wait_durable: false,
+                ..Default::default()
             })
             .await;
         match r {
@@ -105,6 +106,7 @@ async fn a_full_disk_on_the_commitlog_engine_clears_when_space_is_freed() {
         partition: Some(0),
         messages: vec![msg(None, &value)],
         wait_durable: false,
+        ..Default::default()
     };
     let mut written = 0i64;
     let mut exhausted = None;
@@ -144,6 +146,7 @@ async fn produce_eventually(c: &mut Clients, topic: &str, value: &str) {
         partition: Some(0),
         messages: vec![msg(None, value)],
         wait_durable: false,
+        ..Default::default()
     };
     while let Err(e) = c.producer.produce(request()).await {
         assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
@@ -206,6 +209,7 @@ async fn a_fresh_broker_preallocates_nothing_and_starts_on_a_small_volume() {
             partition: Some(0),
             messages: vec![msg(None, "too big a file for this disk")],
             wait_durable: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -237,6 +241,7 @@ async fn the_free_space_guard_refuses_produce_before_the_disk_is_full_on_both_en
                 partition: Some(0),
                 messages: vec![msg(None, &value)],
                 wait_durable: false,
+                ..Default::default()
             })
             .await
         {
@@ -263,6 +268,7 @@ async fn the_free_space_guard_refuses_produce_before_the_disk_is_full_on_both_en
             partition: Some(0),
             messages: vec![msg(None, "small")],
             wait_durable: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

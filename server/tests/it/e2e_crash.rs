@@ -128,6 +128,7 @@ async fn read_all(client: &Client, topic: &str) -> Result<(Vec<PartitionInfo>, M
                 max_bytes: 0,
                 max_wait_ms: 0,
                 tags: vec![],
+                ..Default::default()
             };
             let r =
                 client.fetch(request).await.map_err(|e| format!("fetch {topic}/{} at {offset}: {e}", p.partition))?;

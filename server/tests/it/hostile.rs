@@ -52,9 +52,15 @@ impl Codec for PreEncoded {
 /// A ProduceRequest of `n` empty messages to partition 0 of `topic`: 2 bytes per message on the wire.
 fn empty_messages(topic: &str, n: usize) -> Bytes {
     let mut out = bytes::BytesMut::new();
-    v1::ProduceRequest { topic: topic.into(), partition: Some(0), messages: vec![], wait_durable: false }
-        .encode(&mut out)
-        .unwrap();
+    v1::ProduceRequest {
+        topic: topic.into(),
+        partition: Some(0),
+        messages: vec![],
+        wait_durable: false,
+        ..Default::default()
+    }
+    .encode(&mut out)
+    .unwrap();
     for _ in 0..n {
         out.put_slice(&[0x1a, 0x00]);
     }

@@ -131,6 +131,7 @@ async fn acknowledged_data_topics_and_offsets_survive_sigkill() {
                     partition: Some(0),
                     messages: vec![msg(None, "acked-1"), msg(None, "acked-2")],
                     wait_durable: true,
+                    ..Default::default()
                 })
                 .await
                 .unwrap();

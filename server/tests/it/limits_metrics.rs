@@ -31,6 +31,7 @@ async fn many_concurrent_produces_finish_within_a_tiny_budget() {
                     partition: Some(i % 4),
                     messages: vec![msg(None, &value), msg(None, &value)],
                     wait_durable: true,
+                    ..Default::default()
                 })
                 .await
                 .map(|r| r.into_inner().appends.len())
@@ -53,6 +54,7 @@ async fn many_concurrent_produces_finish_within_a_tiny_budget() {
             partition: Some(0),
             messages: (0..4).map(|_| msg(None, &value)).collect(),
             wait_durable: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -78,6 +80,7 @@ async fn the_metrics_endpoint_serves_every_family_after_traffic() {
             partition: None,
             messages: vec![msg(Some("k"), "hello"), msg(Some("k"), "world")],
             wait_durable: true,
+            ..Default::default()
         })
         .await
         .unwrap();

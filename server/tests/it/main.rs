@@ -15,6 +15,7 @@ mod e2e_common;
 
 mod api_errors;
 mod background;
+mod batches;
 mod broker_surface;
 mod consume;
 mod disk_space;

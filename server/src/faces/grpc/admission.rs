@@ -339,6 +339,7 @@ mod tests {
                 })
                 .collect(),
             wait_durable: true,
+            ..Default::default()
         }
         .encode_to_vec()
     }

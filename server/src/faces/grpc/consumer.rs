@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
 use janus_core::limits::InflightPermit;
-use janus_core::{Core, FetchRequest, Position, Subscription, metrics};
+use janus_core::{Core, FetchRequest, Position, SubscribeRequest, Subscription, metrics};
 use janus_proto::v1;
 use janus_proto::v1::consumer_server::Consumer;
 use prost::Message as _;
@@ -24,7 +24,7 @@ use tokio_stream::Stream;
 use tonic::codec::SingleMessageCompressionOverride;
 use tonic::{Request, Response, Status};
 
-use super::convert::{fetch_response, group_partition, partition_offsets, position};
+use super::convert::{fetch_response, group_partition, partition_offsets, position, record_format};
 use super::status::to_status;
 use super::timer::RpcTimer;
 
@@ -171,14 +171,22 @@ impl ConsumerService {
             max_bytes: req.max_bytes,
             max_wait_ms: req.max_wait_ms,
             tags: req.tags,
+            format: record_format(req.format).map_err(to_status)?,
         };
         self.core.fetch(connection, req).await.map(fetch_response).map_err(to_status)
     }
 
     async fn subscribe_one(&self, req: v1::SubscribeRequest) -> Result<SubscriptionStream, Status> {
         let start = req.start.and_then(|p| p.at).map_or(Position::Latest, position);
-        let subscription =
-            self.core.subscribe(&req.topic, req.partition, start, req.max_bytes, req.tags).await.map_err(to_status)?;
+        let req = SubscribeRequest {
+            topic: req.topic,
+            partition: req.partition,
+            start,
+            max_bytes: req.max_bytes,
+            tags: req.tags,
+            format: record_format(req.format).map_err(to_status)?,
+        };
+        let subscription = self.core.subscribe(req).await.map_err(to_status)?;
         let (tx, rx) = mpsc::channel(self.read_ahead.responses);
         tokio::spawn(run_subscription(subscription, self.core.clone(), self.read_ahead, tx));
         Ok(SubscriptionStream { rx, last: None })

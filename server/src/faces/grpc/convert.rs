@@ -4,7 +4,7 @@ use janus_api::{EngineKind, Header, NewRecord, Record};
 use janus_core::admin::PartitionRange;
 use janus_core::groups::GroupPartition;
 use janus_core::topics::Topic;
-use janus_core::{BrokerError, FetchResult, PartitionAppend, Position};
+use janus_core::{BrokerError, FetchResult, Fetched, PartitionAppend, PartitionBatches, Position, RecordFormat};
 use janus_proto::v1;
 use janus_proto::v1::position::At;
 
@@ -71,14 +71,36 @@ pub fn consumed(r: Record) -> v1::ConsumedMessage {
 
 /// A fetch result as the API returns it.
 pub fn fetch_response(f: FetchResult) -> v1::FetchResponse {
+    let (messages, record_batches) = match f.data {
+        Fetched::Records(records) => (records.into_iter().map(consumed).collect(), bytes::Bytes::new()),
+        Fetched::Batches { bytes, .. } => (Vec::new(), bytes),
+    };
     v1::FetchResponse {
         topic: f.topic,
         partition: f.partition,
-        messages: f.records.into_iter().map(consumed).collect(),
+        messages,
         next_offset: f.next_offset,
         log_start_offset: f.log_start,
         log_end_offset: f.log_end,
+        record_batches,
+        from_offset: f.from_offset,
     }
+}
+
+/// The core's record format for the API's (unknown values are refused).
+pub fn record_format(value: i32) -> Result<RecordFormat, BrokerError> {
+    match v1::RecordFormat::try_from(value) {
+        Ok(v1::RecordFormat::Unspecified | v1::RecordFormat::Messages) => Ok(RecordFormat::Records),
+        Ok(v1::RecordFormat::Batches) => Ok(RecordFormat::Batches),
+        Err(_) => Err(BrokerError::invalid(format!(
+            "unknown record format {value}: use RECORD_FORMAT_MESSAGES (1) or RECORD_FORMAT_BATCHES (2)"
+        ))),
+    }
+}
+
+/// A request's client-built batches as the core takes them.
+pub fn partition_batches(b: v1::PartitionBatches) -> PartitionBatches {
+    PartitionBatches { partition: b.partition, bytes: b.record_batches }
 }
 
 /// The core's position for the API's.

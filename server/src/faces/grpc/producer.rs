@@ -1,14 +1,14 @@
 //! `janus.v1.Producer`: Produce (unary) and ProduceStream (client streaming), each request handed to
 //! [`Core::produce`] with the memory admission [`super::admission`] got for it before it was decoded.
 
-use janus_core::{Core, ProduceRequest};
+use janus_core::{BrokerError, Core, ProduceBatchesRequest, ProduceRequest};
 use janus_proto::v1;
 use janus_proto::v1::producer_server::Producer;
 use prost::Message as _;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::admission::Admitted;
-use super::convert::{new_record, partition_append};
+use super::convert::{new_record, partition_append, partition_batches};
 use super::status::to_status;
 use super::timer::RpcTimer;
 
@@ -34,13 +34,28 @@ impl ProducerService {
             // Served without the admission layer: admit what is already decoded.
             None => self.core.admit(connection, req.encoded_len()).await.map_err(to_status)?,
         };
-        let req = ProduceRequest {
-            topic: req.topic,
-            partition: req.partition,
-            messages: req.messages.into_iter().map(new_record).collect(),
-            wait_durable: req.wait_durable,
-        };
-        let appends = self.core.produce(admission, req).await.map_err(to_status)?;
+        let appends = if req.batches.is_empty() {
+            let req = ProduceRequest {
+                topic: req.topic,
+                partition: req.partition,
+                messages: req.messages.into_iter().map(new_record).collect(),
+                wait_durable: req.wait_durable,
+            };
+            self.core.produce(admission, req).await
+        } else {
+            if !req.messages.is_empty() || req.partition.is_some() {
+                return Err(to_status(BrokerError::invalid(
+                    "a produce request carries either messages (with an optional partition) or batches, not both",
+                )));
+            }
+            let req = ProduceBatchesRequest {
+                topic: req.topic,
+                batches: req.batches.into_iter().map(partition_batches).collect(),
+                wait_durable: req.wait_durable,
+            };
+            self.core.produce_batches(admission, req).await
+        }
+        .map_err(to_status)?;
         Ok(v1::ProduceResponse { appends: appends.into_iter().map(partition_append).collect() })
     }
 }

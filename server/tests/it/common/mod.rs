@@ -86,7 +86,13 @@ pub async fn produce(
     messages: Vec<v1::Message>,
 ) -> v1::ProduceResponse {
     c.producer
-        .produce(v1::ProduceRequest { topic: topic.into(), partition, messages, wait_durable: false })
+        .produce(v1::ProduceRequest {
+            topic: topic.into(),
+            partition,
+            messages,
+            wait_durable: false,
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("produce to {topic}: {e}"))
         .into_inner()
@@ -99,7 +105,15 @@ pub async fn fetch(
     offset: i64,
 ) -> Result<v1::FetchResponse, tonic::Status> {
     c.consumer
-        .fetch(v1::FetchRequest { topic: topic.into(), partition, offset, max_bytes: 0, max_wait_ms: 0, tags: vec![] })
+        .fetch(v1::FetchRequest {
+            topic: topic.into(),
+            partition,
+            offset,
+            max_bytes: 0,
+            max_wait_ms: 0,
+            tags: vec![],
+            ..Default::default()
+        })
         .await
         .map(tonic::Response::into_inner)
 }
@@ -112,6 +126,7 @@ pub fn subscribe_request(topic: &str, at: v1::position::At) -> v1::SubscribeRequ
         start: Some(v1::Position { at: Some(at) }),
         tags: vec![],
         max_bytes: 0,
+        ..Default::default()
     }
 }
 
