@@ -119,6 +119,24 @@ impl LoopbackDrain {
         Ok(())
     }
 
+    /// The copying baseline (what a user-space sender such as a gRPC server pays): `write(2)` of `chunk`
+    /// from memory, repeated until at least `total` bytes are sent, then waits until the draining thread has
+    /// read them all. Returns the time from the first write until the last byte arrived. Panics if `chunk` is
+    /// empty.
+    pub fn raw_write(&self, chunk: &[u8], total: u64) -> io::Result<Duration> {
+        assert!(!chunk.is_empty(), "raw_write needs a non-empty chunk");
+        let target = self.received() + total.div_ceil(chunk.len() as u64) * chunk.len() as u64;
+        let watch = Stopwatch::start();
+        let mut sent = 0u64;
+        let mut sender = &self.sender;
+        while sent < total {
+            std::io::Write::write_all(&mut sender, chunk)?;
+            sent += chunk.len() as u64;
+        }
+        self.wait_received(target, Duration::from_secs(60))?;
+        Ok(watch.stop().wall)
+    }
+
     /// The baseline: sends the first `len` bytes of `file` with blocking `sendfile(2)` calls
     /// ([`janus_transfer::send_file_range_blocking`], looping over partial sends) on the sending end, which
     /// must be in blocking mode, and waits until the draining thread has read them all. Returns the time from the first call until the last byte arrived.
@@ -159,5 +177,12 @@ mod tests {
         drain.raw_sendfile(&file, len).unwrap();
         drain.raw_sendfile(&file, len).unwrap();
         assert_eq!(drain.received(), 2 * len);
+    }
+
+    #[test]
+    fn raw_write_delivers_whole_chunks() {
+        let drain = LoopbackDrain::new().unwrap();
+        drain.raw_write(&[7u8; 1000], 2500).unwrap();
+        assert_eq!(drain.received(), 3000);
     }
 }
