@@ -14,7 +14,8 @@ pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$log"' EXIT
 for _ in $(seq 100); do grep -q 'janusd listening' "$log" && break; sleep 0.1; done
 grpc=$(grep -o 'grpc=[0-9.:]*' "$log" | head -1 | cut -d= -f2)
-export JANUS_BROKER=http://$grpc
+metrics=$(grep -o 'metrics=[0-9.:]*' "$log" | head -1 | cut -d= -f2)
+export JANUS_BROKER=http://$grpc JANUS_METRICS=http://$metrics/metrics
 for engine in segment commitlog; do
   topic=bench-$engine
   "$bin/janus" topic create "$topic" --engine $engine --partitions "$partitions" >/dev/null

@@ -9,6 +9,10 @@ use crate::types::{Compression, Engine, Position};
 /// Default broker URL when neither `--broker` nor `JANUS_BROKER` is given.
 pub const DEFAULT_BROKER: &str = "http://127.0.0.1:7070";
 
+/// Default metrics URL of `janus bench` when neither `--metrics` nor `JANUS_METRICS` is given: janusd's
+/// default `metrics_addr` (`127.0.0.1:7071`).
+pub const DEFAULT_METRICS: &str = "http://127.0.0.1:7071/metrics";
+
 /// Command-line client for the Janus broker.
 #[derive(Debug, Parser)]
 #[command(name = "janus", version, about, propagate_version = true)]
@@ -193,6 +197,13 @@ pub struct BenchCommon {
     /// (partitions are dealt out among them).
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// The broker's Prometheus endpoint (plain http), scraped before and after the run for the broker's
+    /// `process_cpu_seconds_total`. If it cannot be read, the report says why and the run still succeeds.
+    #[arg(long = "metrics", value_name = "URL", env = "JANUS_METRICS", default_value = DEFAULT_METRICS)]
+    pub metrics: String,
+    /// Print one JSON object instead of the summary line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How bench produce ships batches.

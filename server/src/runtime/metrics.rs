@@ -62,7 +62,8 @@ pub fn disk_usage(dir: &Path) -> u64 {
     total
 }
 
-/// Serves `GET /metrics` (any path) in Prometheus text format until `shutdown` turns true.
+/// Serves `GET /metrics` (any path) in Prometheus text format until `shutdown` turns true: the recorder's
+/// metrics, then the process metrics measured at the scrape (`janus_core::metrics::render_process`).
 pub async fn serve(
     listener: TcpListener,
     handle: Option<PrometheusHandle>,
@@ -104,7 +105,12 @@ pub async fn serve(
             }
             let head = String::from_utf8_lossy(&buf[..len]);
             let (status, body) = if head.starts_with("GET ") || head.starts_with("HEAD ") {
-                ("200 OK", handle.as_ref().map(PrometheusHandle::render).unwrap_or_default())
+                let mut body = handle.as_ref().map(PrometheusHandle::render).unwrap_or_default();
+                if !body.is_empty() && !body.ends_with('\n') {
+                    body.push('\n');
+                }
+                body.push_str(&janus_core::metrics::render_process());
+                ("200 OK", body)
             } else {
                 ("405 Method Not Allowed", String::from("only GET is supported\n"))
             };

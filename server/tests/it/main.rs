@@ -19,6 +19,7 @@ mod batches;
 mod broker_surface;
 mod consume;
 mod disk_space;
+mod e2e_bench;
 mod e2e_cli;
 mod e2e_client;
 mod e2e_crash;
