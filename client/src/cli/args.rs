@@ -224,6 +224,30 @@ pub enum BenchReadMode {
     Fetch,
 }
 
+/// What bench requests carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchWireFormat {
+    /// Whole Kafka RecordBatch v2 batches (the fast path).
+    Batches,
+    /// One protobuf message per record.
+    Messages,
+}
+
+/// The codec of client-built batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchRecordCodec {
+    /// No compression.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
 /// `janus bench produce ...`
 #[derive(Debug, Args)]
 pub struct BenchProduceArgs {
@@ -248,6 +272,12 @@ pub struct BenchProduceArgs {
     /// Wait for the disk (wait_durable).
     #[arg(long)]
     pub durable: bool,
+    /// Client-built batches or per-record messages.
+    #[arg(long, value_enum, default_value_t = BenchWireFormat::Batches)]
+    pub format: BenchWireFormat,
+    /// Codec of client-built batches: none, gzip, snappy, lz4 or zstd.
+    #[arg(long, value_enum, default_value_t = BenchRecordCodec::None)]
+    pub record_compression: BenchRecordCodec,
 }
 
 /// `janus bench consume ...`
@@ -265,6 +295,9 @@ pub struct BenchConsumeArgs {
     /// Give up when no message arrives for this long.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// Responses of whole batches or of per-record messages.
+    #[arg(long, value_enum, default_value_t = BenchWireFormat::Batches)]
+    pub format: BenchWireFormat,
 }
 
 /// Parses `KEY=VALUE` (the value may contain `=`; the key may not be empty).

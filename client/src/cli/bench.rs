@@ -17,11 +17,13 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::args::{BenchCommand, BenchConsumeArgs, BenchProduceArgs, BenchReadMode, BenchSendMode};
+use super::args::{
+    BenchCommand, BenchConsumeArgs, BenchProduceArgs, BenchReadMode, BenchRecordCodec, BenchSendMode, BenchWireFormat,
+};
 use super::{CliError, Io};
 use crate::client::Client;
-use crate::consumer::{ConsumerConfig, FetchMode};
-use crate::producer::{ProducerConfig, RequestObserver, SendMode};
+use crate::consumer::{ConsumerConfig, FetchMode, ReadFormat};
+use crate::producer::{ProducerConfig, RecordCompression, RequestObserver, SendMode, WireFormat};
 use crate::record::ProducerRecord;
 use crate::types::Position;
 
@@ -376,7 +378,20 @@ async fn produce(client: &Client, args: BenchProduceArgs) -> Result<Report, CliE
         BenchSendMode::Unary => SendMode::Unary,
         BenchSendMode::Stream => SendMode::Stream,
     };
+    let record_compression = match args.record_compression {
+        BenchRecordCodec::None => RecordCompression::None,
+        BenchRecordCodec::Gzip => RecordCompression::Gzip,
+        BenchRecordCodec::Snappy => RecordCompression::Snappy,
+        BenchRecordCodec::Lz4 => RecordCompression::Lz4,
+        BenchRecordCodec::Zstd => RecordCompression::Zstd,
+    };
+    let format = match args.format {
+        BenchWireFormat::Batches => WireFormat::Batches,
+        BenchWireFormat::Messages => WireFormat::Messages,
+    };
     let config = ProducerConfig {
+        format,
+        record_compression,
         batch_bytes: args.batch_bytes.max(1),
         linger: Duration::from_millis(args.linger_ms),
         max_buffered_bytes: (64 * 1024 * 1024).max(args.batch_bytes.saturating_mul(4 * c.concurrency)),
@@ -454,6 +469,10 @@ async fn consume(client: &Client, args: BenchConsumeArgs) -> Result<Report, CliE
     for i in 0..consumers {
         let mine: Vec<u32> = partitions.iter().copied().filter(|p| *p as usize % consumers == i).collect();
         let config = ConsumerConfig {
+            format: match args.format {
+                BenchWireFormat::Batches => ReadFormat::Batches,
+                BenchWireFormat::Messages => ReadFormat::Messages,
+            },
             partitions: Some(mine),
             start: Position::Earliest,
             max_bytes: args.max_bytes,

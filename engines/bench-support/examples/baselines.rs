@@ -37,6 +37,9 @@ fn main() -> std::io::Result<()> {
     let cached_len = bytes.min(256 << 20);
     let file = cached_file(&dir, cached_len)?;
     let (sendfile, all) = runs(|| drain.raw_sendfile(&file, cached_len), cached_len)?;
-    println!("loopback TCP, sendfile(2) of a cached {} MiB file: {sendfile:.0} MB/s (runs {all:.0?})", cached_len >> 20);
+    println!(
+        "loopback TCP, sendfile(2) of a cached {} MiB file: {sendfile:.0} MB/s (runs {all:.0?})",
+        cached_len >> 20
+    );
     Ok(())
 }
