@@ -154,7 +154,7 @@ mod tests {
         assert!(!stage.continues(&file, want.len()));
         // SAFETY: single-threaded test; every byte below the end was written and no `&mut` slice exists.
         unsafe { file.map.set_readable(want.len()) };
-        assert_eq!(&file.map.tail_from(100)[..], &want[100..]);
+        assert_eq!(file.map.tail_from(100), &want[100..]);
     }
 
     #[test]
