@@ -18,8 +18,8 @@ pub struct Settings {
     pub open_partitions: usize,
     /// How often recovery checkpoints are written (`None`: the engine's default).
     pub checkpoint_interval: Option<Duration>,
-    /// The commitlog engine's `commitlog.staged.writes`.
-    pub staged_writes: bool,
+    /// The commitlog engine's `commitlog.staged.writes` (`None`: the engine's default).
+    pub staged_writes: Option<bool>,
 }
 
 impl Settings {
@@ -47,7 +47,9 @@ pub fn open(name: &str, dir: &Path, settings: Settings) -> Result<Arc<dyn Engine
             // Keys and time lookups are not measured here: a small IndexFile keeps preallocation out of the way.
             options.index_slots = 1 << 16;
             options.index_entries = 1 << 20;
-            options.staged_writes = settings.staged_writes;
+            if let Some(staged) = settings.staged_writes {
+                options.staged_writes = staged;
+            }
             if let Some(interval) = settings.checkpoint_interval {
                 options.checkpoint_interval_ms = interval.as_millis() as u64;
             }

@@ -3,6 +3,8 @@
 //! - `append_64k`: appends of 64 KiB batches of 1 KiB messages (flush=os), written through the mapping,
 //!   through a pre-warmed mapping, and staged (`pwrite`), vs plain sequential `write(2)` of 64 KiB buffers to
 //!   a file on the same filesystem;
+//! - `append_64k_queues`: the same 64 KiB batches round-robin over 1 and 10,000 queues, with each write path,
+//!   vs the same raw `write(2)`;
 //! - `append_queues`: 16 KiB batches of 1 KiB messages written round-robin over 1, 100, 1,000 and 10,000
 //!   queues, flush=os and flush=sync (and 10,000 queues with an LRU holding all their ConsumeQueue files);
 //! - `read_to_socket`: sequential 1 MiB reads of mapped regions written to a loopback socket
@@ -102,6 +104,63 @@ fn append_64k(c: &mut Criterion) {
         e.shutdown().expect("shutdown");
         drop(e);
         let _ = std::fs::remove_dir_all(&edir);
+    }
+    g.finish();
+}
+
+/// Opens an engine in `dir` with a topic of `queues` queues (flush=`policy`), each queue holding one message
+/// already (so that every ConsumeQueue file exists before timing starts: file creation is a one-off cost).
+fn engine_with_queues(
+    dir: &std::path::Path,
+    options: CommitLogOptions,
+    policy: &str,
+    queues: u32,
+) -> (CommitLogEngine, Vec<TopicPartition>) {
+    let e = CommitLogEngine::open(dir, options).expect("open");
+    e.create_topic(&TopicSpec { config: config(policy), ..TopicSpec::new("q", queues) }).expect("topic");
+    let tps: Vec<TopicPartition> = (0..queues).map(|q| TopicPartition::new("q", q)).collect();
+    let small = batch(MESSAGE);
+    for tp in &tps {
+        drop(e.append(tp, small.clone()).expect("append").durable);
+    }
+    (e, tps)
+}
+
+/// The goal case of issue 12: 64 KiB batches (flush=os) round-robin over 1 and 10,000 queues, with both write
+/// paths, beside raw `write(2)` of 64 KiB buffers to one fresh file (the same bytes, the same filesystem).
+fn append_64k_queues(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_64k_queues");
+    g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Bytes(BATCH as u64));
+    let dir = bench_dir();
+    let buf = vec![7u8; BATCH];
+    g.bench_function("raw_write", |b| {
+        b.iter_custom(|iters| baseline::raw_append(dir.path(), &buf, iters * BATCH as u64).expect("raw write"));
+    });
+    let one = batch(BATCH);
+    for (path, staged_writes) in [("mapped", false), ("staged", true)] {
+        for queues in [1u32, 10_000] {
+            let edir = dir.path().join(format!("{path}-{queues}"));
+            let options = CommitLogOptions { staged_writes, consumequeue_open_files: 10_240, ..options() };
+            let (e, tps) = engine_with_queues(&edir, options, "os", queues);
+            let mut next = 0usize;
+            let mut written = 0u64;
+            g.bench_with_input(BenchmarkId::new(path, queues), &queues, |b, _| {
+                b.iter_custom(|iters| {
+                    trim(&e, &tps, &mut written);
+                    let watch = Stopwatch::start();
+                    for _ in 0..iters {
+                        drop(e.append(&tps[next], one.clone()).expect("append").durable);
+                        next = (next + 1) % tps.len();
+                    }
+                    written += iters * BATCH as u64;
+                    watch.stop().wall
+                });
+            });
+            e.shutdown().expect("shutdown");
+            drop(e);
+            let _ = std::fs::remove_dir_all(&edir);
+        }
     }
     g.finish();
 }
@@ -215,5 +274,5 @@ fn read_to_socket(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append_64k, append_queues, read_to_socket);
+criterion_group!(benches, append_64k, append_64k_queues, append_queues, read_to_socket);
 criterion_main!(benches);

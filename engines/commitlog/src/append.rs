@@ -1,14 +1,18 @@
 //! `append`: validates a batch, writes one CommitLog message per record under the writer mutex, writes
 //! their ConsumeQueue entries and IndexFile keys inline, then publishes (see [`crate::dispatch`]).
 
+use bytes::Bytes;
 use janus_api::sync::lock;
 use janus_api::{Appended, Durable, FlushPolicy, RecordBatch, StorageError, TopicPartition};
 use std::sync::atomic::Ordering;
 
 use crate::consume_queue::CqEntry;
 use crate::dispatch::prepare;
-use crate::format::{self as rec, MessageMeta};
+use crate::format::MessageMeta;
 use crate::state::State;
+
+/// The body of a message whose record has a null value.
+static EMPTY: Bytes = Bytes::new();
 
 /// Appends `batch` to `tp`: the messages are readable, and `offsets()` shows them, when this returns; the
 /// [`Durable`] completes as the topic's flush policy promises. A failed append leaves nothing behind.
@@ -41,11 +45,9 @@ pub(crate) fn append(state: &State, tp: &TopicPartition, batch: &RecordBatch) ->
                 store_timestamp: store_ms,
                 ..MessageMeta::default()
             };
-            let body: &[u8] = m.record.value.as_deref().unwrap_or_default();
+            let body = m.record.value.as_ref().unwrap_or(&EMPTY);
             let props = &prepared.props[m.props.clone()];
-            let path = slot.file.map.path().to_path_buf();
-            rec::encode_message(w.write(&slot, m.size)?, &meta, m.body_crc, body, topic_bytes, props)
-                .map_err(|e| e.into_storage(path))?;
+            w.put_message(&slot, &meta, m.body_crc, body, topic_bytes, props)?;
             w.note_store_time(&slot, store_ms);
             entries.push(CqEntry { phys: slot.phys as i64, size: m.size as i32, tag_hash: m.tag_hash });
             keys.extend(m.key_hashes.iter().map(|&h| (h, slot.phys as i64, store_ms)));

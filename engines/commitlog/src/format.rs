@@ -298,7 +298,32 @@ pub fn encode_message(
             detail: format!("the destination holds {} bytes", dst.len()),
         });
     }
-    let (topic_len_size, magic) = topic_len_size(topic.len());
+    let (head, rest) = dst.split_at_mut(FIXED_HEADER_SIZE);
+    let (dst_body, tail) = rest.split_at_mut(body.len());
+    encode_message_head(head, meta, body_crc, body.len(), size, topic.len())?;
+    dst_body.copy_from_slice(body);
+    encode_message_tail(tail, topic, properties)
+}
+
+/// Writes the [`FIXED_HEADER_SIZE`] bytes that come before the BODY of a message of `size` bytes (TOTALSIZE,
+/// from [`message_size`]) with a body of `body_len` bytes and a topic of `topic_len` bytes. With the body
+/// after it and [`encode_message_tail`] after that, the bytes are those of [`encode_message`]: the staged
+/// writer uses the three parts to write bodies straight from the input batch (`pwritev`), not copying them.
+pub fn encode_message_head(
+    dst: &mut [u8],
+    meta: &MessageMeta,
+    body_crc: u32,
+    body_len: usize,
+    size: usize,
+    topic_len: usize,
+) -> Result<(), RecordError> {
+    if dst.len() != FIXED_HEADER_SIZE || size > i32::MAX as usize || body_len > size {
+        return Err(RecordError::BadSize {
+            total: size as i64,
+            detail: format!("a message head of {} bytes with a body of {body_len}", dst.len()),
+        });
+    }
+    let (_, magic) = topic_len_size(topic_len);
     dst[TOTAL_SIZE_POS..4].copy_from_slice(&(size as i32).to_be_bytes());
     dst[MAGIC_CODE_POS..8].copy_from_slice(&magic.to_be_bytes());
     dst[BODY_CRC_POS..12].copy_from_slice(&body_crc.to_be_bytes());
@@ -313,10 +338,33 @@ pub fn encode_message(
     dst[STORE_HOST_POS..72].copy_from_slice(&meta.store_host);
     dst[RECONSUME_TIMES_POS..76].copy_from_slice(&meta.reconsume_times.to_be_bytes());
     dst[PREPARED_TX_OFFSET_POS..84].copy_from_slice(&meta.prepared_tx_offset.to_be_bytes());
-    dst[BODY_LEN_POS..FIXED_HEADER_SIZE].copy_from_slice(&(body.len() as i32).to_be_bytes());
-    let mut pos = FIXED_HEADER_SIZE;
-    dst[pos..pos + body.len()].copy_from_slice(body);
-    pos += body.len();
+    dst[BODY_LEN_POS..FIXED_HEADER_SIZE].copy_from_slice(&(body_len as i32).to_be_bytes());
+    Ok(())
+}
+
+/// Bytes of a message after its BODY: the TOPIC and PROPERTIES fields with their lengths.
+pub fn message_tail_size(topic_len: usize, properties_len: usize) -> usize {
+    topic_len_size(topic_len).0 + topic_len + 2 + properties_len
+}
+
+/// Writes the part of a message after its BODY (see [`encode_message_head`]); `dst` must be exactly
+/// [`message_tail_size`] bytes long.
+pub fn encode_message_tail(dst: &mut [u8], topic: &[u8], properties: &[u8]) -> Result<(), RecordError> {
+    if topic.len() > MAX_TOPIC_LEN {
+        return Err(RecordError::TooLarge { what: "topic name", size: topic.len(), max: MAX_TOPIC_LEN });
+    }
+    if properties.len() > MAX_PROPERTIES_LEN {
+        return Err(RecordError::TooLarge { what: "properties", size: properties.len(), max: MAX_PROPERTIES_LEN });
+    }
+    let want = message_tail_size(topic.len(), properties.len());
+    if dst.len() != want {
+        return Err(RecordError::BadSize {
+            total: want as i64,
+            detail: format!("the destination of a message tail holds {} bytes", dst.len()),
+        });
+    }
+    let (topic_len_size, _) = topic_len_size(topic.len());
+    let mut pos = 0;
     if topic_len_size == 1 {
         dst[pos] = topic.len() as u8;
     } else {
@@ -729,6 +777,24 @@ mod tests {
         assert_eq!(view.topic, b"t");
         view.verify_crc().unwrap();
         assert_eq!(view.tags().unwrap().as_deref(), Some(&b"a"[..]));
+    }
+
+    #[test]
+    fn head_body_tail_are_the_whole_message() {
+        for topic in [&b"t"[..], &[b'x'; 200][..]] {
+            let (body, props) = (&b"some body"[..], &b"TAGS\x01a\x02"[..]);
+            let whole = encode(&meta(), body, topic, props);
+            let size = whole.len();
+            let mut parts = vec![0u8; FIXED_HEADER_SIZE];
+            encode_message_head(&mut parts, &meta(), body_crc(body), body.len(), size, topic.len()).unwrap();
+            parts.extend_from_slice(body);
+            let mut tail = vec![0u8; message_tail_size(topic.len(), props.len())];
+            encode_message_tail(&mut tail, topic, props).unwrap();
+            parts.extend_from_slice(&tail);
+            assert_eq!(parts, whole);
+            assert!(encode_message_tail(&mut tail[1..], topic, props).is_err());
+            assert!(encode_message_head(&mut parts[..10], &meta(), 0, 1, size, 1).is_err());
+        }
     }
 
     #[test]

@@ -15,8 +15,8 @@
 //! - [`format`](mod@format): the CommitLog record format and the Kafka record <-> CommitLog message mapping (public,
 //!   with its byte-exact tests);
 //! - `mapped`: one mapped file with a readable end (the invariant that makes the mapping sound); `commitlog`:
-//!   the chain of files and its allocator thread; `writer`: the single writer (reserve, write, publish,
-//!   roll back); `consume_queue`, `index_file`, `lru`, `checkpoint`: the other files;
+//!   the chain of files and its allocator thread; `stage`: the staged writer's run of bytes (`pwritev`);
+//!   `writer`: the single writer (reserve, write, publish, roll back); `consume_queue`, `index_file`, `lru`, `checkpoint`: the other files;
 //! - `state`: the shared handles (stores, writer, open topics and queues, flags), passed explicitly;
 //! - `dispatch` (batch -> messages -> ConsumeQueue/IndexFile entries), `append`, `read` (mapped regions;
 //!   decoding them and re-encoding them as Kafka batches), `lookup` (timestamps, keys), `retention`,
@@ -25,7 +25,8 @@
 //!   [`janus_api::TagFilter`] and [`janus_api::KeyLookup`] (it cannot compact: the CommitLog is shared);
 //! - [`options`]: broker-wide settings by key; [`inspect`]: reading the files with the engine closed.
 //!
-//! `append` validates the batch, writes one message per record through the mapping under the writer mutex,
+//! `append` validates the batch, writes one message per record under the writer mutex (staged and written with
+//! `pwritev` by default, or through the mapping),
 //! dispatches ConsumeQueue and IndexFile entries inline, and publishes. Reads return mapped regions
 //! ([`janus_api::ReadSlice::Mapped`]); shipping them to a socket is the server's transfer layer's job.
 //!
@@ -53,6 +54,7 @@ pub mod options;
 mod read;
 mod recovery;
 mod retention;
+mod stage;
 mod state;
 mod writer;
 

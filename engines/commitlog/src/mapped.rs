@@ -23,6 +23,8 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 /// Page size assumed for pre-warming (touching one byte per page).
 const PAGE: usize = 4096;
+/// Most slices one `pwritev(2)` takes on Linux (`IOV_MAX`, `UIO_MAXIOV`).
+pub const IOV_MAX: usize = 1024;
 
 /// A mapped file (see the module docs).
 #[derive(Debug)]
@@ -191,20 +193,35 @@ impl MappedFile {
         unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr().add(pos), len) }
     }
 
-    /// Writes `data` at `pos` with `pwrite` (the writer's staged path); the bytes land in the page cache the
-    /// mapping shows.
+    /// Writes `bufs`, one after the other, at `pos` with `pwritev` (the writer's staged path: at most
+    /// [`IOV_MAX`] slices per call, looping over short writes); the bytes land in the page cache the
+    /// mapping shows. Leaves `bufs` consumed.
     ///
     /// # Safety
-    /// The same rule as [`MappedFile::writable`]: the caller must be the only writer, `pos..pos + len` must
-    /// lie at or above the readable end (no reader can see those bytes, so changing them under the mapping
-    /// breaks no `&[u8]`), and no `&mut` slice from `writable` may overlap them.
-    pub unsafe fn write_at(&self, pos: usize, data: &[u8]) -> Result<(), StorageError> {
-        use std::os::unix::fs::FileExt;
-        debug_assert!(pos >= self.readable() && pos + data.len() <= self.len);
-        if pos + data.len() > self.len {
+    /// The same rule as [`MappedFile::writable`]: the caller must be the only writer, the range the slices
+    /// cover must lie at or above the readable end (no reader can see those bytes, so changing them under
+    /// the mapping breaks no `&[u8]`), and no `&mut` slice from `writable` may overlap it.
+    pub unsafe fn write_vectored_at(&self, pos: usize, mut bufs: &mut [io::IoSlice<'_>]) -> Result<(), StorageError> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        debug_assert!(pos >= self.readable() && pos + total <= self.len);
+        if pos + total > self.len {
             return Err(StorageError::io(&self.path, io::Error::other("write past the end of a CommitLog file")));
         }
-        self.file.write_all_at(data, pos as u64).at(&self.path)
+        let mut at = pos;
+        // Bounded: every turn writes at least one byte or returns (EINTR aside, which the kernel bounds).
+        while !bufs.is_empty() {
+            let n = bufs.len().min(IOV_MAX);
+            match nix::sys::uio::pwritev(&self.file, &bufs[..n], at as i64) {
+                Ok(0) => return Err(StorageError::io(&self.path, io::ErrorKind::WriteZero.into())),
+                Ok(written) => {
+                    at += written;
+                    io::IoSlice::advance_slices(&mut bufs, written);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(StorageError::io(&self.path, io::Error::from(e))),
+            }
+        }
+        Ok(())
     }
 
     /// Zeroes `pos..` to the end of the file (recovery: cut off a damaged tail). Lowers the readable end to

@@ -12,7 +12,9 @@ pub struct CommitLogOptions {
     pub prewarm: bool,
     /// `commitlog.staged.writes`: encode messages into a buffer and `pwrite` them to the CommitLog file
     /// instead of writing through the mapping (RocketMQ's `transientStorePoolEnable`); reads still use the
-    /// mapping. Off by default.
+    /// mapping. On by default: in the same bench run (`append_64k_queues`, issue 12) staged writes appended
+    /// 64 KiB batches at 1.42-1.51 GiB/s over 1 and 10,000 queues where writes through the mapping managed
+    /// 0.40-0.70 (raw `write(2)`: 2.25).
     pub staged_writes: bool,
     /// `consumequeue.file.entries`: 20-byte entries per ConsumeQueue file (RocketMQ: 300,000).
     pub consumequeue_file_entries: u32,
@@ -34,7 +36,7 @@ impl Default for CommitLogOptions {
         CommitLogOptions {
             file_bytes: 1 << 30,
             prewarm: false,
-            staged_writes: false,
+            staged_writes: true,
             consumequeue_file_entries: 300_000,
             consumequeue_open_files: 1_000,
             index_slots: 5_000_000,

@@ -5,21 +5,24 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use janus_api::StorageError;
 
 use crate::commitlog::{CommitLog, LogFile};
-use crate::format::{self as rec, BLANK_RECORD_SIZE};
+use crate::format::{self as rec, BLANK_RECORD_SIZE, FIXED_HEADER_SIZE, MessageMeta};
+use crate::stage::Stage;
 
 /// The single writer's state: the active file and the physical write position. Lives under the engine's
 /// writer mutex, so holding `&mut LogWriter` is holding that mutex.
 ///
 /// Two ways to put bytes in a file, both only above its readable end:
-/// - mapped (the default): messages are encoded straight into the mapping through the raw pointer; pages
-///   are faulted in ahead of the writer with `madvise(MADV_POPULATE_WRITE)`, a few MiB at a time;
-/// - staged (`commitlog.staged.writes`, RocketMQ's `transientStorePoolEnable`): messages are encoded into
-///   an in-process buffer and written to the file with one `pwrite` per contiguous run at publish. The
-///   page cache is the same, so readers still read through the mapping; the writer avoids the page faults
-///   (and the kernel's zeroing of each fresh page) that writing through a mapping costs.
+/// - staged (the default; `commitlog.staged.writes`, RocketMQ's `transientStorePoolEnable`): headers are
+///   encoded into an in-process buffer ([`Stage`]) and written, with the bodies taken straight from the
+///   input batch, by one `pwritev` per contiguous run at publish. The page cache is the same, so readers
+///   still read through the mapping; the writer avoids the page faults (and the kernel's zeroing of each
+///   fresh page) that writing through a mapping costs;
+/// - mapped: messages are encoded straight into the mapping through the raw pointer; pages are faulted in
+///   ahead of the writer with `madvise(MADV_POPULATE_WRITE)`, a few MiB at a time.
 #[derive(Debug)]
 pub(crate) struct LogWriter {
     log: Arc<CommitLog>,
@@ -32,10 +35,8 @@ pub(crate) struct LogWriter {
     populated: u64,
     /// Staged writes (see above).
     staged: bool,
-    /// Encoded bytes not yet written to their file.
-    stage: Vec<u8>,
-    /// The file and position `stage[0]` belongs at.
-    stage_at: Option<(Arc<LogFile>, usize)>,
+    /// Bytes not yet written to their file (staged writes).
+    stage: Stage,
 }
 
 /// How far ahead of the write position the writer faults pages in, in one `madvise` each time.
@@ -63,8 +64,7 @@ impl LogWriter {
             last_store_ms,
             populated: end,
             staged,
-            stage: Vec::new(),
-            stage_at: None,
+            stage: Stage::default(),
         })
     }
 
@@ -152,30 +152,43 @@ impl LogWriter {
             // yet published; `&mut self` proves we hold the writer mutex. The borrow ends before `publish`.
             return Ok(unsafe { slot.file.map.writable(slot.pos, size) });
         }
-        let continues = self
-            .stage_at
-            .as_ref()
-            .is_some_and(|(f, pos)| Arc::ptr_eq(f, &slot.file) && pos + self.stage.len() == slot.pos);
-        if !continues {
-            self.write_stage()?;
-            self.stage_at = Some((Arc::clone(&slot.file), slot.pos));
-        }
-        let from = self.stage.len();
-        self.stage.resize(from + size, 0);
-        Ok(&mut self.stage[from..])
+        self.stage_for(slot)?;
+        Ok(self.stage.encoded(size))
     }
 
-    /// Writes the staged run to its file.
-    fn write_stage(&mut self) -> Result<(), StorageError> {
-        if let Some((file, pos)) = self.stage_at.take()
-            && !self.stage.is_empty()
-        {
-            // SAFETY: we are the single writer; the stage belongs at `pos..` of `file`, which `reserve`
-            // handed out above the written end (so above the readable end) and which is not published
-            // yet; in staged mode no `writable` slice of the file exists.
-            unsafe { file.map.write_at(pos, &self.stage)? };
+    /// Writes one message into its reserved slot (`slot` from `reserve` for the message's TOTALSIZE): in
+    /// the mapping, or staged with its body borrowed from `body` (the batch's memory) rather than copied.
+    pub fn put_message(
+        &mut self,
+        slot: &Slot,
+        meta: &MessageMeta,
+        body_crc: u32,
+        body: &Bytes,
+        topic: &[u8],
+        properties: &[u8],
+    ) -> Result<(), StorageError> {
+        let path = || slot.file.map.path().to_path_buf();
+        let size = rec::message_size(body.len(), topic.len(), properties.len()).map_err(|e| e.into_storage(path()))?;
+        if !self.staged {
+            let dst = self.write(slot, size)?;
+            return rec::encode_message(dst, meta, body_crc, body, topic, properties)
+                .map_err(|e| e.into_storage(path()));
         }
-        self.stage.clear();
+        self.stage_for(slot)?;
+        rec::encode_message_head(self.stage.encoded(FIXED_HEADER_SIZE), meta, body_crc, body.len(), size, topic.len())
+            .map_err(|e| e.into_storage(path()))?;
+        self.stage.body(body);
+        let tail = self.stage.encoded(rec::message_tail_size(topic.len(), properties.len()));
+        rec::encode_message_tail(tail, topic, properties).map_err(|e| e.into_storage(path()))
+    }
+
+    /// Makes the stage's run the one `slot` continues, writing out the current run first when `slot` does
+    /// not continue it.
+    fn stage_for(&mut self, slot: &Slot) -> Result<(), StorageError> {
+        if !self.stage.continues(&slot.file, slot.pos) {
+            self.stage.write_out()?;
+            self.stage.start(&slot.file, slot.pos);
+        }
         Ok(())
     }
 
@@ -186,7 +199,7 @@ impl LogWriter {
 
     /// Makes everything written so far readable (writing out the stage first).
     pub fn publish(&mut self) -> Result<(), StorageError> {
-        self.write_stage()?;
+        self.stage.write_out()?;
         let old = self.log.written();
         if let Some(active) = self.active.as_ref().filter(|a| old >= a.start) {
             // No roll since the last publish: only the active file moves.
@@ -216,7 +229,6 @@ impl LogWriter {
     /// published since): zeroes the unpublished bytes and moves the write position back.
     pub fn rollback(&mut self, mark: u64) -> Result<(), StorageError> {
         self.stage.clear();
-        self.stage_at = None;
         for f in self.log.files() {
             if f.end() <= mark || f.start >= self.pos {
                 continue;

@@ -1,5 +1,5 @@
 //! The shared conformance suite, run against the commitlog engine with small files: once writing through the
-//! mapping (the default), once with staged (`pwrite`) writes.
+//! mapping, once with staged (`pwritev`, the default) writes.
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -36,11 +36,10 @@ async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> 
         metrics_addr: "127.0.0.1:0".parse()?,
         ..BrokerConfig::default()
     };
-    let commitlog = [
-        ("index_slots", (1u64 << 16).to_string()),
-        ("index_entries", (1u64 << 20).to_string()),
-        ("staged_writes", workload.staged_writes.to_string()),
-    ];
+    let mut commitlog = vec![("index_slots", (1u64 << 16).to_string()), ("index_entries", (1u64 << 20).to_string())];
+    if let Some(staged) = workload.staged_writes {
+        commitlog.push(("staged_writes", staged.to_string()));
+    }
     config.commitlog.extend(commitlog.into_iter().map(|(k, v)| (k.to_string(), v)));
     let broker = Broker::start(config).await.context("starting janusd")?;
     let client = Client::connect(&format!("http://{}", broker.grpc_addr())).await.context("connecting")?;
