@@ -68,10 +68,28 @@ async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> 
 }
 
 /// Produce requests to cycle: each one client-built RecordBatch v2 of the workload's messages (the fast
-/// path the client library uses by default), with its payload bytes and wanted-tag count.
-fn requests(workload: &Workload) -> Arc<Vec<(bytes::Bytes, u64, u64)>> {
+/// path the client library uses by default), with its message count, payload bytes and wanted-tag count.
+fn requests(workload: &Workload) -> Arc<Vec<Request>> {
     let batches = data::batches(workload, 16, 0x6772_7063);
-    Arc::new(batches.iter().map(|b| (b.batch.as_bytes().to_vec().into(), b.payload_bytes, b.wanted)).collect())
+    Arc::new(
+        batches
+            .iter()
+            .map(|b| Request {
+                batch: b.batch.as_bytes().to_vec().into(),
+                messages: b.batch.record_count().max(0) as u64,
+                payload_bytes: b.payload_bytes,
+                wanted: b.wanted,
+            })
+            .collect(),
+    )
+}
+
+/// One produce request's batch and what it carries.
+struct Request {
+    batch: bytes::Bytes,
+    messages: u64,
+    payload_bytes: u64,
+    wanted: u64,
 }
 
 /// Runs a future on a fresh two-worker runtime (the broker and the load share it, as on a 2-core machine).
@@ -114,7 +132,7 @@ async fn produce_phase(
             let (client, requests, partitions, acked, hist) =
                 (client.clone(), requests.clone(), partitions.clone(), acked.clone(), hist.clone());
             async move {
-                let (batch, _, _) = &requests[n as usize % requests.len()];
+                let batch = &requests[n as usize % requests.len()].batch;
                 let (topic, partition) = &partitions[n as usize % partitions.len()];
                 let request = pb::ProduceRequest {
                     topic: topic.clone(),
@@ -176,10 +194,10 @@ async fn produce_phase(
     let sent = acked.load(Ordering::Relaxed);
     let (mut messages, mut payload_bytes, mut wanted) = (0, 0, 0);
     for n in 0..sent {
-        let (m, bytes, w) = &requests[n as usize % requests.len()];
-        messages += m.len() as u64;
-        payload_bytes += bytes;
-        wanted += w;
+        let r = &requests[n as usize % requests.len()];
+        messages += r.messages;
+        payload_bytes += r.payload_bytes;
+        wanted += r.wanted;
     }
     let latency = hist.lock().map_err(|_| anyhow!("latency lock poisoned"))?.clone();
     Ok(Produced { messages, payload_bytes, wanted, took, latency })
