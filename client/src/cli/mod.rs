@@ -4,6 +4,7 @@
 
 pub mod args;
 mod bench;
+mod broker_cpu;
 mod consume;
 mod group;
 mod output;

@@ -23,8 +23,6 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 /// Page size assumed for pre-warming (touching one byte per page).
 const PAGE: usize = 4096;
-/// Most slices one `pwritev(2)` takes on Linux (`IOV_MAX`, `UIO_MAXIOV`).
-pub const IOV_MAX: usize = 1024;
 
 /// A mapped file (see the module docs).
 #[derive(Debug)]
@@ -194,34 +192,20 @@ impl MappedFile {
     }
 
     /// Writes `bufs`, one after the other, at `pos` with `pwritev` (the writer's staged path: at most
-    /// [`IOV_MAX`] slices per call, looping over short writes); the bytes land in the page cache the
+    /// [`janus_api::fsutil::IOV_MAX`] slices per call, looping over short writes); the bytes land in the page cache the
     /// mapping shows. Leaves `bufs` consumed.
     ///
     /// # Safety
     /// The same rule as [`MappedFile::writable`]: the caller must be the only writer, the range the slices
     /// cover must lie at or above the readable end (no reader can see those bytes, so changing them under
     /// the mapping breaks no `&[u8]`), and no `&mut` slice from `writable` may overlap it.
-    pub unsafe fn write_vectored_at(&self, pos: usize, mut bufs: &mut [io::IoSlice<'_>]) -> Result<(), StorageError> {
+    pub unsafe fn write_vectored_at(&self, pos: usize, bufs: &mut [io::IoSlice<'_>]) -> Result<(), StorageError> {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         debug_assert!(pos >= self.readable() && pos + total <= self.len);
         if pos + total > self.len {
             return Err(StorageError::io(&self.path, io::Error::other("write past the end of a CommitLog file")));
         }
-        let mut at = pos;
-        // Bounded: every turn writes at least one byte or returns (EINTR aside, which the kernel bounds).
-        while !bufs.is_empty() {
-            let n = bufs.len().min(IOV_MAX);
-            match nix::sys::uio::pwritev(&self.file, &bufs[..n], at as i64) {
-                Ok(0) => return Err(StorageError::io(&self.path, io::ErrorKind::WriteZero.into())),
-                Ok(written) => {
-                    at += written;
-                    io::IoSlice::advance_slices(&mut bufs, written);
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(e) => return Err(StorageError::io(&self.path, io::Error::from(e))),
-            }
-        }
-        Ok(())
+        janus_api::fsutil::pwritev_all(&self.file, bufs, pos as u64).map_err(|e| StorageError::io(&self.path, e))
     }
 
     /// Zeroes `pos..` to the end of the file (recovery: cut off a damaged tail). Lowers the readable end to

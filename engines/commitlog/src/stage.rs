@@ -125,7 +125,9 @@ impl Stage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapped::{IOV_MAX, MappedFile};
+    use janus_api::fsutil::IOV_MAX;
+
+    use crate::mapped::MappedFile;
     use std::sync::atomic::AtomicI64;
 
     #[test]

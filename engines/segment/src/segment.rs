@@ -342,7 +342,7 @@ impl Segment {
             iov.push(io::IoSlice::new(base));
             iov.push(io::IoSlice::new(rest));
         }
-        if let Err(e) = write_all_vectored_at(&files.log, &mut iov, pos) {
+        if let Err(e) = janus_api::fsutil::pwritev_all(&files.log, &mut iov, pos) {
             // Best effort: remove any partial bytes so the file ends on a batch boundary.
             let _ = files.log.set_len(pos);
             self.active = Some(files);
@@ -587,27 +587,6 @@ fn read_valid_batch(
 
 /// Length of the baseOffset field that starts every batch.
 const BASE_OFFSET_LEN: usize = 8;
-
-/// Writes all of `bufs` at `offset` with `pwritev(2)`, continuing after short writes and interrupted calls.
-fn write_all_vectored_at(file: &File, mut bufs: &mut [io::IoSlice<'_>], mut offset: u64) -> io::Result<()> {
-    io::IoSlice::advance_slices(&mut bufs, 0);
-    // Each pass writes at least one byte or was interrupted by a signal; a run of interruptions this long
-    // means something is wrong.
-    let mut interrupted = 0;
-    while !bufs.is_empty() {
-        let at = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        match nix::sys::uio::pwritev(file, bufs, at) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                io::IoSlice::advance_slices(&mut bufs, n);
-                offset += n as u64;
-            }
-            Err(nix::errno::Errno::EINTR) if interrupted < 1000 => interrupted += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
 
 fn file_entries(path: &Path, width: usize) -> Result<usize, StorageError> {
     match fs::metadata(path) {
