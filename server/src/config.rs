@@ -21,6 +21,11 @@
 //! | `[segment] index_bytes` | `JANUS_SEGMENT__INDEX_BYTES` | segment engine `segment.index.bytes` |
 //! | `max_partitions` | `JANUS_MAX_PARTITIONS` | `max.partitions`: partitions over all topics (100,000) |
 //! | `[limits] inflight_bytes` | `JANUS_LIMITS__INFLIGHT_BYTES` | broker-wide in-flight byte budget |
+//! | `[groups] initial_rebalance_delay_ms` | `JANUS_GROUPS__INITIAL_REBALANCE_DELAY_MS` | Kafka's `group.initial.rebalance.delay.ms` |
+//! | `[groups] min_session_timeout_ms` | `JANUS_GROUPS__MIN_SESSION_TIMEOUT_MS` | `group.min.session.timeout.ms` |
+//! | `[groups] max_session_timeout_ms` | `JANUS_GROUPS__MAX_SESSION_TIMEOUT_MS` | `group.max.session.timeout.ms` |
+//! | `[groups] heartbeat_interval_ms` | `JANUS_GROUPS__HEARTBEAT_INTERVAL_MS` | `group.heartbeat.interval.ms` |
+//! | `[groups] offsets_retention_ms` | `JANUS_GROUPS__OFFSETS_RETENTION_MS` | `offsets.retention.ms` |
 //!
 //! `[topic_defaults]` holds a broker-wide default for every per-topic key (`partitions` and the keys of
 //! [`janus_api::config::TOPIC_CONFIG_KEYS`]); a key's `.` is written `_` (`flush_policy`, `retention_ms`,
@@ -31,9 +36,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use janus_api::topic::MAX_PARTITIONS;
 use janus_api::{EngineKind, TopicConfig};
+use janus_core::groups::GroupConfig;
 use janus_core::topics::{DEFAULT_MAX_PARTITIONS, EngineOptions, TopicDefaults};
 use serde::Deserialize;
 
@@ -166,6 +173,73 @@ impl LimitsSection {
     }
 }
 
+/// Consumer groups (`[groups]`): Kafka's broker keys of the group coordinator.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GroupsSection {
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group waits for more
+    /// members to join (3 s; 0 in tests).
+    pub initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`: the shortest session timeout a member may ask for (6 s).
+    pub min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms`: the longest session timeout a member may ask for (30 min).
+    pub max_session_timeout_ms: u64,
+    /// `group.heartbeat.interval.ms`: how often a broker-assigned member is told to heartbeat (3 s).
+    pub heartbeat_interval_ms: u64,
+    /// `offsets.retention.ms`: the committed offsets of a group that stayed empty this long are deleted
+    /// (7 days).
+    pub offsets_retention_ms: u64,
+    /// `group.max.size`: the most members one group may have (1000).
+    pub max_size: u64,
+}
+
+impl Default for GroupsSection {
+    fn default() -> Self {
+        GroupsSection {
+            initial_rebalance_delay_ms: 3_000,
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            heartbeat_interval_ms: 3_000,
+            offsets_retention_ms: 7 * 24 * 3_600_000,
+            max_size: 1000,
+        }
+    }
+}
+
+impl GroupsSection {
+    /// Refuses values the coordinator cannot work with: each within its range, the minimum session timeout
+    /// at most the maximum, and the heartbeat interval below the minimum session timeout (a member must get
+    /// more than one heartbeat in before it is expelled).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        const DAY_MS: u64 = 86_400_000;
+        check_range("groups.initial_rebalance_delay_ms", self.initial_rebalance_delay_ms, 0, 300_000)?;
+        check_range("groups.min_session_timeout_ms", self.min_session_timeout_ms, 1, DAY_MS)?;
+        check_range("groups.max_session_timeout_ms", self.max_session_timeout_ms, self.min_session_timeout_ms, DAY_MS)?;
+        check_range("groups.heartbeat_interval_ms", self.heartbeat_interval_ms, 1, self.min_session_timeout_ms - 1)?;
+        check_range("groups.offsets_retention_ms", self.offsets_retention_ms, 1, 3_650 * DAY_MS)?;
+        check_range("groups.max_size", self.max_size, 1, 1_000_000)?;
+        Ok(())
+    }
+
+    /// The coordinator's settings.
+    pub fn group_config(&self) -> GroupConfig {
+        let ms = Duration::from_millis;
+        let d = GroupConfig::default();
+        let min = ms(self.min_session_timeout_ms);
+        let max = ms(self.max_session_timeout_ms);
+        GroupConfig {
+            initial_rebalance_delay: ms(self.initial_rebalance_delay_ms),
+            min_session_timeout: min,
+            max_session_timeout: max,
+            default_session_timeout: d.default_session_timeout.clamp(min, max),
+            default_rebalance_timeout: d.default_rebalance_timeout,
+            heartbeat_interval: ms(self.heartbeat_interval_ms),
+            offsets_retention: ms(self.offsets_retention_ms),
+            max_members: self.max_size as usize,
+        }
+    }
+}
+
 /// Disk space (`[storage]`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -202,6 +276,8 @@ pub struct BrokerConfig {
     pub limits: LimitsSection,
     /// Disk space.
     pub storage: StorageSection,
+    /// The consumer-group coordinator.
+    pub groups: GroupsSection,
     /// How often retention (and compaction) runs, in milliseconds.
     pub retention_check_interval_ms: u64,
     /// How often disk use and consumer lag are measured, in milliseconds.
@@ -231,6 +307,7 @@ impl Default for BrokerConfig {
             max_partitions: DEFAULT_MAX_PARTITIONS,
             limits: LimitsSection::default(),
             storage: StorageSection::default(),
+            groups: GroupsSection::default(),
             retention_check_interval_ms: 5 * 60 * 1000,
             metrics_interval_ms: 10_000,
             shutdown_timeout_ms: 3_000,
@@ -316,6 +393,7 @@ impl BrokerConfig {
         self.engine_options()?;
         check_range("max_partitions", self.max_partitions, 1, u64::from(u32::MAX))?;
         self.limits.validate()?;
+        self.groups.validate()?;
         check_range("retention_check_interval_ms", self.retention_check_interval_ms, 1, 86_400_000)?;
         check_range("metrics_interval_ms", self.metrics_interval_ms, 1, 86_400_000)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)?;
@@ -447,11 +525,15 @@ mod tests {
             file_bytes = 65536
             [limits]
             inflight_bytes = 4096
+            [groups]
+            initial_rebalance_delay_ms = 3000
+            heartbeat_interval_ms = 500
         "#;
         let vars = [
             ("JANUS_GRPC_ADDR", "127.0.0.1:9001"),
             ("JANUS_TOPIC_DEFAULTS__RETENTION_MS", "7000"),
             ("JANUS_COMMITLOG__PREWARM", "true"),
+            ("JANUS_GROUPS__INITIAL_REBALANCE_DELAY_MS", "0"),
             ("OTHER_VAR", "ignored"),
         ];
         let o = ConfigOverrides { grpc_addr: Some("127.0.0.1:0".parse().unwrap()), ..Default::default() };
@@ -463,6 +545,9 @@ mod tests {
         assert_eq!(engines.commitlog().file_bytes, 65536);
         assert!(engines.commitlog().prewarm);
         assert_eq!(c.limits.inflight_bytes, 4096);
+        assert_eq!(c.groups.initial_rebalance_delay_ms, 0);
+        assert_eq!(c.groups.heartbeat_interval_ms, 500);
+        assert_eq!(c.groups.max_session_timeout_ms, GroupsSection::default().max_session_timeout_ms);
         let d = c.topic_defaults().unwrap();
         assert_eq!(d.partitions, 3);
         assert_eq!(d.config.retention_ms, Some(7000));
@@ -491,6 +576,8 @@ mod tests {
             ("[limits]\nblocking_threads = 0", "limits.blocking_threads", "1 to 4096"),
             ("[segment]\nindex_bytes = 1", "segment.index_bytes", "64"),
             ("retention_check_interval_ms = 0", "retention_check_interval_ms", "1 to"),
+            ("[groups]\nmax_session_timeout_ms = 1000", "groups.max_session_timeout_ms", "6000 to"),
+            ("[groups]\nheartbeat_interval_ms = 6000", "groups.heartbeat_interval_ms", "1 to 5999"),
         ];
         for (file, key, allowed) in cases {
             let err = load(Some(file), &[], &ConfigOverrides::default()).unwrap_err();

@@ -46,6 +46,23 @@ pub enum ErrorCode {
     LimitExceeded = 15,
     /// An unexpected failure inside the broker (disk IO, the metadata store, a task).
     Internal = 16,
+    /// The consumer group is rebalancing: rejoin (classic protocol) to get the new assignment.
+    RebalanceInProgress = 17,
+    /// The member's generation is not the group's: its assignment is stale; rejoin.
+    IllegalGeneration = 18,
+    /// The member id is not (or no longer) in the group, for example after its session timed out: rejoin
+    /// with an empty member id.
+    UnknownMemberId = 19,
+    /// Another member registered with the same static instance id: this one is fenced.
+    FencedInstanceId = 20,
+    /// The join needs a member id: the answer carries one; join again with it (classic protocol).
+    MemberIdRequired = 21,
+    /// The member's protocol type, protocols or mode do not match the group's.
+    InconsistentGroupProtocol = 22,
+    /// The session timeout is outside the broker's allowed range.
+    InvalidSessionTimeout = 23,
+    /// The member does not own the partition it commits for in the current generation.
+    PartitionNotAssigned = 24,
 }
 
 impl ErrorCode {
@@ -73,6 +90,14 @@ impl ErrorCode {
             ErrorCode::FailedPrecondition => "FAILED_PRECONDITION",
             ErrorCode::LimitExceeded => "LIMIT_EXCEEDED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
+            ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorCode::PartitionNotAssigned => "PARTITION_NOT_ASSIGNED",
         }
     }
 }
@@ -189,6 +214,14 @@ mod tests {
             (ErrorCode::FailedPrecondition, 14),
             (ErrorCode::LimitExceeded, 15),
             (ErrorCode::Internal, 16),
+            (ErrorCode::RebalanceInProgress, 17),
+            (ErrorCode::IllegalGeneration, 18),
+            (ErrorCode::UnknownMemberId, 19),
+            (ErrorCode::FencedInstanceId, 20),
+            (ErrorCode::MemberIdRequired, 21),
+            (ErrorCode::InconsistentGroupProtocol, 22),
+            (ErrorCode::InvalidSessionTimeout, 23),
+            (ErrorCode::PartitionNotAssigned, 24),
         ];
         for (code, n) in expected {
             assert_eq!(code.number(), n, "{code}");

@@ -5,7 +5,7 @@
 //! | [`topics`] | the [`EngineSet`](topics::EngineSet) (the one place that names concrete engines), the crash-safe topic registry, per-topic state |
 //! | [`produce`] | routing, partitioning, validation, batching, appends, durability waits |
 //! | [`fetch`] | reads with tag filters, long-poll waits, positions, subscriptions |
-//! | [`groups`] | consumer groups: committed offsets and lag |
+//! | [`groups`] | consumer groups: the coordinator (membership, generations, assignment) and fenced offsets |
 //! | [`admin`] | topic administration |
 //! | [`maintenance`] | retention, compaction and lag passes the runtime schedules |
 //! | [`meta`] | the RocksDB metadata store |
@@ -45,6 +45,7 @@ pub use produce::{PartitionAppend, PartitionBatches, ProduceBatchesRequest, Prod
 use tokio::sync::watch;
 
 use crate::disk::DiskGuard;
+use crate::groups::{Coordinator, GroupConfig};
 use crate::limits::{BlockingPool, InflightLimiter, InflightPermit};
 use crate::topics::{Registry, Topic};
 
@@ -58,6 +59,7 @@ pub struct Core {
     disk: Arc<DiskGuard>,
     shutdown: watch::Receiver<bool>,
     subscribe_buffered: Arc<AtomicU64>,
+    coordinator: Arc<Coordinator>,
 }
 
 impl std::fmt::Debug for Core {
@@ -68,16 +70,34 @@ impl std::fmt::Debug for Core {
 
 impl Core {
     /// A core over an opened registry whose writes `disk` guards; `shutdown` turns true when the broker
-    /// shuts down (long-polls answer, subscriptions end).
+    /// shuts down (long-polls answer, subscriptions end). Opens the group coordinator over the stored
+    /// groups (the caller runs [`Coordinator::run_timers`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         registry: Arc<Registry>,
         limiter: Arc<InflightLimiter>,
         pool: BlockingPool,
         fetch_limits: FetchLimits,
         disk: Arc<DiskGuard>,
+        groups: GroupConfig,
         shutdown: watch::Receiver<bool>,
-    ) -> Self {
-        Core { registry, limiter, pool, fetch_limits, disk, shutdown, subscribe_buffered: Arc::new(AtomicU64::new(0)) }
+    ) -> Result<Self, BrokerError> {
+        let coordinator = Arc::new(Coordinator::open(Arc::clone(&registry), groups)?);
+        Ok(Core {
+            registry,
+            limiter,
+            pool,
+            fetch_limits,
+            disk,
+            shutdown,
+            subscribe_buffered: Arc::new(AtomicU64::new(0)),
+            coordinator,
+        })
+    }
+
+    /// The group coordinator.
+    pub fn coordinator(&self) -> &Arc<Coordinator> {
+        &self.coordinator
     }
 
     /// The free-space guard (for the runtime's metrics).

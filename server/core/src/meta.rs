@@ -3,7 +3,8 @@
 //! Column families:
 //! - `topics`: topic name -> JSON [`TopicRecord`] (engine, partition count, config overrides, state);
 //! - `group_offsets`: `group \0 topic \0 partition (u32 BE)` -> committed offset (i64 BE);
-//! - `group_state`: group name -> JSON [`GroupState`].
+//! - `group_state`: group name -> JSON [`GroupState`];
+//! - `group_meta`: group name -> the coordinator's JSON record of the group (members, generation, assignments).
 //!
 //! Every write goes through the WAL with `sync`, so what a call returned survives a crash of the process
 //! or the machine. A topic's `state` makes create and delete crash-safe (see [`TopicState`]).
@@ -17,6 +18,8 @@ use serde::{Deserialize, Serialize};
 const CF_TOPICS: &str = "topics";
 const CF_GROUP_OFFSETS: &str = "group_offsets";
 const CF_GROUP_STATE: &str = "group_state";
+const CF_GROUP_META: &str = "group_meta";
+const CFS: [&str; 4] = [CF_TOPICS, CF_GROUP_OFFSETS, CF_GROUP_STATE, CF_GROUP_META];
 
 /// The longest group name accepted, in bytes.
 pub const MAX_GROUP_NAME_LEN: usize = 255;
@@ -160,8 +163,7 @@ impl MetaStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
-        let cfs = [CF_TOPICS, CF_GROUP_OFFSETS, CF_GROUP_STATE]
-            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let cfs = CFS.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
         let db = DB::open_cf_descriptors(&opts, dir, cfs)
             .map_err(|e| MetaError::Db { path: dir.to_path_buf(), detail: e.into_string() })?;
         Ok(MetaStore { db, path: dir.to_path_buf() })
@@ -309,10 +311,45 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// Every stored coordinator record: (group name, value).
+    pub fn group_records(&self) -> Result<Vec<(String, Vec<u8>)>, MetaError> {
+        let cf = self.cf(CF_GROUP_META)?;
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (key, value) = item.map_err(|e| self.err(e))?;
+            out.push((String::from_utf8_lossy(&key).into_owned(), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes (replaces) the coordinator's record of a group, durably.
+    pub fn put_group_record(&self, group: &str, value: &[u8]) -> Result<(), MetaError> {
+        let cf = self.cf(CF_GROUP_META)?;
+        self.db.put_cf_opt(cf, group.as_bytes(), value, &sync_writes()).map_err(|e| self.err(e))
+    }
+
+    /// Removes the coordinator's record of a group, durably.
+    pub fn delete_group_record(&self, group: &str) -> Result<(), MetaError> {
+        let cf = self.cf(CF_GROUP_META)?;
+        self.db.delete_cf_opt(cf, group.as_bytes(), &sync_writes()).map_err(|e| self.err(e))
+    }
+
+    /// Removes the offsets and the state of offset namespace `group`, durably and atomically.
+    pub fn delete_group_offsets(&self, group: &str) -> Result<(), MetaError> {
+        let offsets = self.cf(CF_GROUP_OFFSETS)?;
+        let state = self.cf(CF_GROUP_STATE)?;
+        let mut batch = WriteBatch::default();
+        for o in self.group_offsets(group, None)? {
+            batch.delete_cf(offsets, offset_key(&o.group, &o.topic, o.partition));
+        }
+        batch.delete_cf(state, group.as_bytes());
+        self.db.write_opt(batch, &sync_writes()).map_err(|e| self.err(e))
+    }
+
     /// Flushes memtables and the WAL to disk (before a clean shutdown).
     pub fn flush(&self) -> Result<(), MetaError> {
         self.db.flush_wal(true).map_err(|e| self.err(e))?;
-        for name in [CF_TOPICS, CF_GROUP_OFFSETS, CF_GROUP_STATE] {
+        for name in CFS {
             self.db.flush_cf(self.cf(name)?).map_err(|e| self.err(e))?;
         }
         Ok(())

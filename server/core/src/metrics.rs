@@ -10,6 +10,9 @@
 //! | `janus_disk_bytes` | gauge | `engine` (allocated bytes under the engine's directory) |
 //! | `janus_volume_free_bytes`, `janus_volume_size_bytes`, `janus_volume_min_free_bytes` | gauge | `volume` (mount point), `holds` (engine or `meta`) |
 //! | `janus_consumer_lag` | gauge | `group`, `topic`, `partition` |
+//! | `janus_group_members`, `janus_group_generation` | gauge | `group` |
+//! | `janus_group_state` | gauge | `group`, `state` (1 for the group's state, 0 for the others) |
+//! | `janus_group_rebalances_total` | counter | `group` (rebalances since the broker started) |
 //! | `janus_inflight_bytes`, `janus_inflight_bytes_limit` | gauge | |
 //! | `janus_inflight_waits_total` | counter | |
 //! | `janus_subscribe_buffered_bytes` | gauge | |
@@ -21,6 +24,8 @@
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
+
+use crate::groups::GroupState;
 
 /// Describes every metric to the installed recorder (call once after installing it).
 pub fn describe() {
@@ -36,6 +41,10 @@ pub fn describe() {
     describe_gauge!("janus_volume_size_bytes", "Size of the volume of each data directory");
     describe_gauge!("janus_volume_min_free_bytes", "Free-space guard of the volume: produce is refused below it");
     describe_gauge!("janus_consumer_lag", "Log end offset minus committed offset, per group and partition");
+    describe_gauge!("janus_group_members", "Members of each consumer group");
+    describe_gauge!("janus_group_generation", "Generation of each consumer group");
+    describe_gauge!("janus_group_state", "1 for the state each consumer group is in, 0 for the others");
+    describe_counter!("janus_group_rebalances_total", "Rebalances of each consumer group since the broker started");
     describe_gauge!("janus_inflight_bytes", "Bytes held by in-flight requests");
     describe_gauge!("janus_inflight_bytes_limit", "Broker-wide in-flight byte budget");
     describe_counter!("janus_inflight_waits_total", "Requests that waited for in-flight byte budget");
@@ -73,9 +82,34 @@ pub fn set_volume(report: &crate::disk::VolumeReport) {
     gauge!("janus_volume_min_free_bytes", &labels).set(report.min_free as f64);
 }
 
+const GROUP_STATES: [GroupState; 5] = [
+    GroupState::Empty,
+    GroupState::PreparingRebalance,
+    GroupState::CompletingRebalance,
+    GroupState::Stable,
+    GroupState::Dead,
+];
+
+/// Sets a consumer group's gauges; `rebalances` is its count since the broker started.
+pub fn set_group(group: &str, state: GroupState, members: usize, generation: i32, rebalances: u64) {
+    gauge!("janus_group_members", "group" => group.to_string()).set(members as f64);
+    gauge!("janus_group_generation", "group" => group.to_string()).set(f64::from(generation));
+    for s in GROUP_STATES {
+        let on = if s == state { 1.0 } else { 0.0 };
+        gauge!("janus_group_state", "group" => group.to_string(), "state" => s.name()).set(on);
+    }
+    counter!("janus_group_rebalances_total", "group" => group.to_string()).absolute(rebalances);
+}
+
+/// Zeroes a forgotten group's member gauge.
+pub fn forget_group(group: &str) {
+    gauge!("janus_group_members", "group" => group.to_string()).set(0.0);
+}
+
 /// Sets a group's lag on one partition.
 pub fn set_lag(group: &str, topic: &str, partition: u32, lag: i64) {
-    gauge!("janus_consumer_lag", "group" => group.to_string(), "topic" => topic.to_string(),
+    // A broadcasting member's offsets namespace `<group>\u{1}<member>` shows as `<group>/<member>`.
+    gauge!("janus_consumer_lag", "group" => group.replace('\u{1}', "/"), "topic" => topic.to_string(),
         "partition" => partition.to_string())
     .set(lag as f64);
 }

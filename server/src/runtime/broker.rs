@@ -131,8 +131,9 @@ impl Broker {
                 max_fetch_wait_ms: limits.max_fetch_wait_ms,
             },
             Arc::new(disk),
+            config.groups.group_config(),
             shutdown_rx.clone(),
-        );
+        )?;
 
         let mut addrs = Vec::with_capacity(bound.len());
         let mut faces = Vec::with_capacity(bound.len());
@@ -144,6 +145,7 @@ impl Broker {
 
         let mut tasks = Tasks::default();
         tasks.spawn("metrics endpoint", metrics::serve(metrics_listener, prometheus.clone(), shutdown_rx.clone()));
+        tasks.spawn("group timers", Arc::clone(core.coordinator()).run_timers(shutdown_rx.clone()));
         tasks.spawn(
             "retention",
             retention_loop(core.clone(), Duration::from_millis(config.retention_check_interval_ms)),
@@ -250,6 +252,9 @@ async fn retention_loop(core: Core, interval: Duration) {
         let registry = Arc::clone(core.registry());
         if let Err(e) = core.pool().run(move || maintenance::retention_pass(&registry)).await {
             tracing::warn!(error = %e, "retention task failed");
+        }
+        if let Err(e) = core.expire_offsets().await {
+            tracing::warn!(error = %e, "offsets retention pass failed");
         }
     }
 }

@@ -1,28 +1,24 @@
-//! Committed offsets of consumer groups: commit, read, reset to a position, and describe with lag. A
-//! group exists once it has committed; deleting a topic drops its offsets.
+//! Committed offsets of consumer groups: commit (fenced by membership), read, reset to a position, and
+//! expiry after `offsets.retention.ms` without members. Deleting a topic drops its offsets.
+//!
+//! Fencing: a member commits with its id and generation, only for partitions it holds (broker-assigned
+//! clustering groups) or in the group's current generation (classic groups); commits without a member
+//! (tools, `janus group reset`) are accepted only while the group has no members. The check runs just
+//! before the write, so a commit racing the very rebalance that moves its partition may still land; the
+//! new owner reads from the committed offset, so at worst it re-reads what the old owner committed.
+//!
+//! Broadcasting groups keep one set of offsets per member, stored under `<group>\u{1}<instance or
+//! client id>` (a name no group can have, since group names cannot contain control characters).
 
 use janus_api::{TopicPartition, now_ms};
 
+use super::group::{Protocol, unknown_member};
+use super::protocol::{CommitAs, GroupMode, GroupState};
 use crate::Core;
 use crate::error::{BrokerError, ErrorCode};
 use crate::fetch::{Position, resolve};
 use crate::metrics;
 use crate::topics::{Registry, Topic};
-
-/// One partition of a group's description.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GroupPartition {
-    /// The topic.
-    pub topic: String,
-    /// The partition.
-    pub partition: u32,
-    /// The group's committed offset (the next offset it will read).
-    pub committed_offset: i64,
-    /// The partition's log end offset.
-    pub log_end_offset: i64,
-    /// `log_end_offset - committed_offset`, at least 0.
-    pub lag: i64,
-}
 
 /// Checks a group name: 1 to 255 bytes (the metadata store's rule).
 pub fn validate_group_name(group: &str) -> Result<(), BrokerError> {
@@ -48,9 +44,17 @@ fn update_lag(r: &Registry, group: &str, topic: &Topic, pairs: &[(u32, i64)]) {
 
 impl Core {
     /// Commits `(partition, offset)` pairs of `topic` for `group` (the offset is the next one to read).
-    pub async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, i64)]) -> Result<(), BrokerError> {
+    pub async fn commit_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(u32, i64)],
+        member: Option<&CommitAs>,
+    ) -> Result<(), BrokerError> {
         validate_group_name(group)?;
         let topic = self.topic(topic)?;
+        let partitions: Vec<u32> = offsets.iter().map(|(p, _)| *p).collect();
+        let namespace = self.commit_namespace(group, &topic.name, &partitions, member)?;
         for &(partition, offset) in offsets {
             topic.check_partition(partition)?;
             if offset < 0 {
@@ -62,7 +66,7 @@ impl Core {
         if offsets.is_empty() {
             return Ok(());
         }
-        let (group, pairs) = (group.to_string(), offsets.to_vec());
+        let (group, pairs) = (namespace, offsets.to_vec());
         self.blocking(move |r| {
             r.meta().commit_offsets(&group, &topic.name, &pairs, now_ms())?;
             update_lag(r, &group, &topic, &pairs);
@@ -72,10 +76,23 @@ impl Core {
     }
 
     /// The offsets `group` committed for `topic`, by partition.
-    pub async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<(u32, i64)>, BrokerError> {
+    pub async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        member_id: Option<&str>,
+    ) -> Result<Vec<(u32, i64)>, BrokerError> {
         validate_group_name(group)?;
         let topic = self.topic(topic)?;
-        let (group, name) = (group.to_string(), topic.name.clone());
+        let namespace = member_id
+            .and_then(|id| {
+                self.coordinator.read(group, |g| {
+                    let m = g.members.get(id)?;
+                    (g.mode() == GroupMode::Broadcasting).then(|| broadcast_namespace(group, m.offsets_owner()))
+                })
+            })
+            .flatten();
+        let (group, name) = (namespace.unwrap_or_else(|| group.to_string()), topic.name.clone());
         let offsets = self.blocking(move |r| Ok(r.meta().group_offsets(&group, Some(&name))?)).await?;
         Ok(offsets.into_iter().filter(|o| o.partition < topic.partitions).map(|o| (o.partition, o.offset)).collect())
     }
@@ -91,6 +108,7 @@ impl Core {
     ) -> Result<Vec<(u32, i64)>, BrokerError> {
         validate_group_name(group)?;
         let topic = self.topic(topic)?;
+        self.commit_namespace(group, &topic.name, &[], None)?;
         let to =
             to.ok_or_else(|| BrokerError::invalid("'to' is required: earliest, latest, an offset or a timestamp"))?;
         let partitions: Vec<u32> = match partition {
@@ -112,38 +130,126 @@ impl Core {
         })
         .await
     }
+}
 
-    /// Every partition `group` committed for, with its log end and lag.
-    pub async fn describe_group(&self, group: &str) -> Result<Vec<GroupPartition>, BrokerError> {
-        validate_group_name(group)?;
-        let group = group.to_string();
-        self.blocking(move |r| {
-            if r.meta().group_state(&group)?.is_none() {
+/// Where a broadcasting member's offsets are stored (see the module docs).
+pub(crate) fn broadcast_namespace(group: &str, owner: &str) -> String {
+    format!("{group}{BROADCAST_SEPARATOR}{owner}")
+}
+
+/// Separates a group name from a broadcasting member's name in an offsets namespace.
+pub(crate) const BROADCAST_SEPARATOR: char = '\u{1}';
+
+impl Core {
+    /// Checks that `member` (or no member) may commit `partitions` of `topic` for `group`; returns the
+    /// offsets namespace to write to.
+    fn commit_namespace(
+        &self,
+        group: &str,
+        topic: &str,
+        partitions: &[u32],
+        member: Option<&CommitAs>,
+    ) -> Result<String, BrokerError> {
+        let Some(member) = member.filter(|m| !m.member_id.is_empty()) else {
+            let members = self.coordinator.read(group, |g| g.members.len()).unwrap_or(0);
+            if members > 0 {
                 return Err(BrokerError::new(
-                    ErrorCode::UnknownGroup,
-                    format!("consumer group '{group}' does not exist (it has never committed offsets)"),
+                    ErrorCode::UnknownMemberId,
+                    format!(
+                        "group '{group}' has {members} active member(s): only a member may commit its offsets; \
+                         stop the consumers before committing or resetting without a member"
+                    ),
                 ));
             }
-            let mut out = Vec::new();
-            for o in r.meta().group_offsets(&group, None)? {
-                let Some((log_end_offset, lag)) = record_lag(r, &group, &o.topic, o.partition, o.offset) else {
-                    continue;
-                };
-                out.push(GroupPartition {
-                    topic: o.topic,
-                    partition: o.partition,
-                    committed_offset: o.offset,
-                    log_end_offset,
-                    lag,
-                });
+            return Ok(group.to_string());
+        };
+        self.coordinator.with_group(
+            group,
+            false,
+            "",
+            || unknown_member(group, &member.member_id),
+            |g, _env| {
+                let (generation, state, classic, mode) = (g.generation, g.state, g.is_classic(), g.mode());
+                let name = g.name.clone();
+                let m = g.member_mut(&member.member_id, member.instance_id.as_deref())?;
+                if classic {
+                    if member.generation != generation {
+                        return Err(super::group::illegal_generation(&name, member.generation, generation));
+                    }
+                    if state == GroupState::CompletingRebalance {
+                        return Err(BrokerError::new(
+                            ErrorCode::RebalanceInProgress,
+                            format!("group '{name}' is rebalancing: commit after SyncGroup"),
+                        ));
+                    }
+                    return Ok((name, false));
+                }
+                if !m.knows(member.generation) {
+                    return Err(super::group::illegal_generation(&name, member.generation, m.generation));
+                }
+                if mode == GroupMode::Broadcasting {
+                    return Ok((broadcast_namespace(&name, m.offsets_owner()), false));
+                }
+                if let Some(p) = partitions.iter().find(|p| !m.owned.contains(&(topic.to_string(), **p))) {
+                    return Err(BrokerError::new(
+                        ErrorCode::PartitionNotAssigned,
+                        format!(
+                            "member '{}' of group '{name}' does not own partition {p} of '{topic}' in generation \
+                             {generation}: it moved to another member, so this commit is refused",
+                            member.member_id
+                        ),
+                    ));
+                }
+                Ok((name, false))
+            },
+        )
+    }
+
+    /// Deletes the offsets of every group that has had no members for `offsets.retention.ms` (counted
+    /// from when it emptied, or from its last commit if later); returns the groups removed.
+    pub async fn expire_offsets(&self) -> Result<Vec<String>, BrokerError> {
+        let retention = self.coordinator.config().offsets_retention.as_millis() as i64;
+        let coordinator = std::sync::Arc::clone(&self.coordinator);
+        self.blocking(move |r| {
+            let now = now_ms();
+            let mut removed = Vec::new();
+            let mut last_active: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+            for namespace in r.meta().groups()? {
+                let base = namespace.split(BROADCAST_SEPARATOR).next().unwrap_or_default().to_string();
+                let updated = r.meta().group_state(&namespace)?.map_or(0, |s| s.updated_ms);
+                let e = last_active.entry(base).or_insert(0);
+                *e = (*e).max(updated);
             }
-            Ok(out)
+            for (name, emptied) in coordinator.read_all(|g| (g.name.clone(), g.emptied_ms)) {
+                let e = last_active.entry(name).or_insert(0);
+                *e = (*e).max(emptied.unwrap_or(0));
+            }
+            for (group, last) in last_active {
+                if now - last < retention {
+                    continue;
+                }
+                if !coordinator.forget_if_empty(&group)? {
+                    continue;
+                }
+                for namespace in r.meta().groups()? {
+                    if namespace == group || namespace.starts_with(&format!("{group}{BROADCAST_SEPARATOR}")) {
+                        r.meta().delete_group_offsets(&namespace)?;
+                    }
+                }
+                tracing::info!(group = %group, "offsets expired: the group had no members for offsets.retention.ms");
+                removed.push(group);
+            }
+            Ok(removed)
         })
         .await
     }
+}
 
-    /// The names of every group that has committed offsets.
-    pub async fn list_groups(&self) -> Result<Vec<String>, BrokerError> {
-        self.blocking(|r| Ok(r.meta().groups()?)).await
+/// The protocol name a group shows: `janus`, `classic`, or empty.
+pub(crate) fn protocol_name(p: Option<&Protocol>) -> &'static str {
+    match p {
+        Some(Protocol::Assigned { .. }) => "janus",
+        Some(Protocol::Classic { .. }) => "classic",
+        None => "",
     }
 }
