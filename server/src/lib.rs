@@ -18,7 +18,7 @@ pub mod error;
 pub mod faces;
 pub mod runtime;
 
-pub use config::{BrokerConfig, ConfigError, ConfigOverrides};
+pub use config::{BrokerConfig, ConfigError, ConfigOverrides, GroupsSection};
 pub use error::ServerError;
 pub use janus_core::limits::InflightStats;
 /// The metadata store, re-exported for tools and tests that inspect a stopped broker's data directory.

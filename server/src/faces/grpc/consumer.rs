@@ -1,5 +1,5 @@
-//! `janus.v1.Consumer`: Fetch (long-polling), Subscribe (flow-controlled streaming) and consumer-group
-//! offsets, each a call of the core.
+//! `janus.v1.Consumer`: Fetch (long-polling), Subscribe (flow-controlled streaming), consumer-group
+//! membership (GroupHeartbeat, LeaveGroup) and offsets, each a call of the core.
 //!
 //! A subscription reads ahead into a bounded channel between its reader task, which drives the core's
 //! [`Subscription`], and the gRPC stream: at most `limits.subscribe_buffer` responses and
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context as TaskContext, Poll};
 
+use janus_core::groups::CommitAs;
 use janus_core::limits::InflightPermit;
 use janus_core::{Core, FetchRequest, Position, SubscribeRequest, Subscription, metrics};
 use janus_proto::v1;
@@ -24,7 +25,10 @@ use tokio_stream::Stream;
 use tonic::codec::SingleMessageCompressionOverride;
 use tonic::{Request, Response, Status};
 
-use super::convert::{fetch_response, group_partition, partition_offsets, position, record_format};
+use super::convert::{
+    fetch_response, group_description, heartbeat_response, list_groups_response, member_heartbeat, partition_offsets,
+    position, record_format,
+};
 use super::status::to_status;
 use super::timer::RpcTimer;
 
@@ -194,13 +198,34 @@ impl ConsumerService {
 
     async fn commit(&self, req: v1::CommitOffsetsRequest) -> Result<v1::CommitOffsetsResponse, Status> {
         let pairs: Vec<(u32, i64)> = req.offsets.iter().map(|o| (o.partition, o.offset)).collect();
-        self.core.commit_offsets(&req.group, &req.topic, &pairs).await.map_err(to_status)?;
+        let member = (!req.member_id.is_empty()).then_some(CommitAs {
+            member_id: req.member_id,
+            generation: req.generation,
+            instance_id: req.instance_id,
+        });
+        self.core.commit_offsets(&req.group, &req.topic, &pairs, member.as_ref()).await.map_err(to_status)?;
         Ok(v1::CommitOffsetsResponse {})
     }
 
     async fn fetch_offsets_one(&self, req: v1::FetchOffsetsRequest) -> Result<v1::FetchOffsetsResponse, Status> {
-        let offsets = self.core.committed_offsets(&req.group, &req.topic).await.map_err(to_status)?;
+        let member = (!req.member_id.is_empty()).then_some(req.member_id.as_str());
+        let offsets = self.core.committed_offsets(&req.group, &req.topic, member).await.map_err(to_status)?;
         Ok(v1::FetchOffsetsResponse { offsets: partition_offsets(offsets) })
+    }
+
+    async fn heartbeat(
+        &self,
+        connection: Option<std::net::SocketAddr>,
+        req: v1::GroupHeartbeatRequest,
+    ) -> Result<v1::GroupHeartbeatResponse, Status> {
+        let host = connection.map(|a| a.ip().to_string()).unwrap_or_default();
+        let heartbeat = member_heartbeat(req, host).map_err(to_status)?;
+        self.core.heartbeat_group(heartbeat).await.map(heartbeat_response).map_err(to_status)
+    }
+
+    async fn leave(&self, req: v1::LeaveGroupRequest) -> Result<v1::LeaveGroupResponse, Status> {
+        self.core.leave_group(&req.group, &req.member_id, req.instance_id.as_deref()).await.map_err(to_status)?;
+        Ok(v1::LeaveGroupResponse {})
     }
 
     async fn reset(&self, req: v1::ResetOffsetsRequest) -> Result<v1::ResetOffsetsResponse, Status> {
@@ -210,11 +235,7 @@ impl ConsumerService {
     }
 
     async fn describe(&self, req: v1::DescribeGroupRequest) -> Result<v1::DescribeGroupResponse, Status> {
-        let partitions = self.core.describe_group(&req.group).await.map_err(to_status)?;
-        Ok(v1::DescribeGroupResponse {
-            group: req.group,
-            partitions: partitions.into_iter().map(group_partition).collect(),
-        })
+        self.core.describe_group(&req.group).await.map(group_description).map_err(to_status)
     }
 }
 
@@ -272,7 +293,7 @@ impl Consumer for ConsumerService {
         _request: Request<v1::ListGroupsRequest>,
     ) -> Result<Response<v1::ListGroupsResponse>, Status> {
         let timer = RpcTimer::start("ListGroups");
-        let result = self.core.list_groups().await.map(|groups| v1::ListGroupsResponse { groups });
+        let result = self.core.list_groups().await.map(list_groups_response);
         timer.finish(result.map_err(to_status)).map(Response::new)
     }
 
@@ -282,5 +303,22 @@ impl Consumer for ConsumerService {
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
         let timer = RpcTimer::start("DescribeGroup");
         timer.finish(self.describe(request.into_inner()).await).map(Response::new)
+    }
+
+    async fn group_heartbeat(
+        &self,
+        request: Request<v1::GroupHeartbeatRequest>,
+    ) -> Result<Response<v1::GroupHeartbeatResponse>, Status> {
+        let timer = RpcTimer::start("GroupHeartbeat");
+        let connection = request.remote_addr();
+        timer.finish(self.heartbeat(connection, request.into_inner()).await).map(Response::new)
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<v1::LeaveGroupRequest>,
+    ) -> Result<Response<v1::LeaveGroupResponse>, Status> {
+        let timer = RpcTimer::start("LeaveGroup");
+        timer.finish(self.leave(request.into_inner()).await).map(Response::new)
     }
 }

@@ -1,8 +1,13 @@
 //! `janus.v1` messages to and from the core's types.
 
+use std::time::Duration;
+
 use janus_api::{EngineKind, Header, NewRecord, Record};
 use janus_core::admin::PartitionRange;
-use janus_core::groups::GroupPartition;
+use janus_core::groups::{
+    Assignor, GroupDescription, GroupListing, GroupMode, MemberAssignment, MemberDescription, MemberHeartbeat,
+    PartitionDescription, TopicPartitions,
+};
 use janus_core::topics::Topic;
 use janus_core::{BrokerError, FetchResult, Fetched, PartitionAppend, PartitionBatches, Position, RecordFormat};
 use janus_proto::v1;
@@ -119,12 +124,174 @@ pub fn partition_offsets(pairs: Vec<(u32, i64)>) -> Vec<v1::PartitionOffset> {
 }
 
 /// One partition of a group's description.
-pub fn group_partition(p: GroupPartition) -> v1::GroupPartition {
+pub fn group_partition(p: PartitionDescription) -> v1::GroupPartition {
     v1::GroupPartition {
         topic: p.topic,
         partition: p.partition,
         committed_offset: p.committed_offset,
         log_end_offset: p.log_end_offset,
         lag: p.lag,
+        owner: p.owner,
+        offsets_of: p.offsets_of,
+    }
+}
+
+/// The core's group mode for the API's (unspecified is clustering; unknown values are refused).
+pub fn group_mode(value: i32) -> Result<GroupMode, BrokerError> {
+    match v1::GroupMode::try_from(value) {
+        Ok(v1::GroupMode::Unspecified | v1::GroupMode::Clustering) => Ok(GroupMode::Clustering),
+        Ok(v1::GroupMode::Broadcasting) => Ok(GroupMode::Broadcasting),
+        Err(_) => Err(BrokerError::invalid(format!(
+            "unknown group mode {value}: use GROUP_MODE_CLUSTERING (1) or GROUP_MODE_BROADCASTING (2)"
+        ))),
+    }
+}
+
+/// The API's group mode for the core's.
+pub fn group_mode_to_proto(mode: GroupMode) -> v1::GroupMode {
+    match mode {
+        GroupMode::Clustering => v1::GroupMode::Clustering,
+        GroupMode::Broadcasting => v1::GroupMode::Broadcasting,
+    }
+}
+
+/// The API's per-topic partition lists as the core's map: a topic listed twice has its lists merged, and each
+/// list is sorted without duplicates.
+pub fn topic_partitions(list: Vec<v1::TopicPartitions>) -> TopicPartitions {
+    let mut map = TopicPartitions::new();
+    for tp in list {
+        map.entry(tp.topic).or_default().extend(tp.partitions);
+    }
+    for partitions in map.values_mut() {
+        partitions.sort_unstable();
+        partitions.dedup();
+    }
+    map
+}
+
+/// The core's per-topic partition lists as the API's, by topic.
+pub fn topic_partitions_to_proto(map: TopicPartitions) -> Vec<v1::TopicPartitions> {
+    map.into_iter().map(|(topic, partitions)| v1::TopicPartitions { topic, partitions }).collect()
+}
+
+/// A milliseconds field where 0 means the broker default.
+fn millis_or_default(ms: u32) -> Option<Duration> {
+    (ms != 0).then(|| Duration::from_millis(u64::from(ms)))
+}
+
+/// A heartbeat as the core takes it; `client_host` is where the request came from. A bad mode or an unknown
+/// assignor name is refused.
+pub fn member_heartbeat(r: v1::GroupHeartbeatRequest, client_host: String) -> Result<MemberHeartbeat, BrokerError> {
+    let mode = group_mode(r.mode)?;
+    let assignor = match r.assignor.as_str() {
+        "" => None,
+        name => Some(Assignor::parse(name).map_err(BrokerError::invalid)?),
+    };
+    Ok(MemberHeartbeat {
+        group: r.group,
+        member_id: r.member_id,
+        generation: r.generation,
+        instance_id: r.instance_id,
+        client_id: r.client_id,
+        client_host,
+        topics: r.topics,
+        owned: topic_partitions(r.owned),
+        session_timeout: millis_or_default(r.session_timeout_ms),
+        rebalance_timeout: millis_or_default(r.rebalance_timeout_ms),
+        assignor,
+        mode,
+    })
+}
+
+/// A heartbeat's answer as the API returns it.
+pub fn heartbeat_response(a: MemberAssignment) -> v1::GroupHeartbeatResponse {
+    v1::GroupHeartbeatResponse {
+        member_id: a.member_id,
+        generation: a.generation,
+        assignment: topic_partitions_to_proto(a.assignment),
+        heartbeat_interval_ms: a.heartbeat_interval.as_millis().min(u128::from(u32::MAX)) as u32,
+        state: a.state.name().to_string(),
+    }
+}
+
+/// One member of a described group.
+pub fn group_member(m: MemberDescription) -> v1::GroupMember {
+    v1::GroupMember {
+        member_id: m.member_id,
+        instance_id: m.instance_id,
+        client_id: m.client_id,
+        host: m.client_host,
+        assignment: topic_partitions_to_proto(m.assignment),
+    }
+}
+
+/// A group's description as the API returns it.
+pub fn group_description(d: GroupDescription) -> v1::DescribeGroupResponse {
+    v1::DescribeGroupResponse {
+        group: d.group,
+        partitions: d.partitions.into_iter().map(group_partition).collect(),
+        state: d.state.name().to_string(),
+        generation: d.generation,
+        protocol: d.protocol,
+        assignor: d.assignor,
+        mode: group_mode_to_proto(d.mode) as i32,
+        members: d.members.into_iter().map(group_member).collect(),
+    }
+}
+
+/// The group list as the API returns it: the names (for older clients) and the listings.
+pub fn list_groups_response(listings: Vec<GroupListing>) -> v1::ListGroupsResponse {
+    v1::ListGroupsResponse {
+        groups: listings.iter().map(|l| l.group.clone()).collect(),
+        listings: listings
+            .into_iter()
+            .map(|l| v1::GroupListing {
+                group: l.group,
+                state: l.state.name().to_string(),
+                members: l.members.min(u32::MAX as usize) as u32,
+                protocol: l.protocol,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_decode_with_defaults_and_merged_partitions() {
+        let r = v1::GroupHeartbeatRequest {
+            group: "g".into(),
+            topics: vec!["t".into()],
+            owned: vec![
+                v1::TopicPartitions { topic: "t".into(), partitions: vec![3, 1] },
+                v1::TopicPartitions { topic: "t".into(), partitions: vec![1, 0] },
+            ],
+            assignor: "Sticky".into(),
+            session_timeout_ms: 10_000,
+            ..Default::default()
+        };
+        let hb = member_heartbeat(r, "10.0.0.1".into()).unwrap();
+        assert_eq!(hb.owned.get("t"), Some(&vec![0, 1, 3]));
+        assert_eq!(hb.assignor, Some(Assignor::Sticky));
+        assert_eq!(hb.mode, GroupMode::Clustering);
+        assert_eq!(hb.session_timeout, Some(Duration::from_secs(10)));
+        assert_eq!(hb.rebalance_timeout, None);
+        assert_eq!(hb.client_host, "10.0.0.1");
+    }
+
+    #[test]
+    fn bad_modes_and_assignors_are_invalid_arguments() {
+        let bad_mode = v1::GroupHeartbeatRequest { mode: 7, ..Default::default() };
+        let e = member_heartbeat(bad_mode, String::new()).unwrap_err();
+        assert_eq!(e.code(), janus_core::ErrorCode::InvalidArgument);
+        assert!(e.message().contains("GROUP_MODE_BROADCASTING"), "{}", e.message());
+        let bad_assignor = v1::GroupHeartbeatRequest { assignor: "fastest".into(), ..Default::default() };
+        let e = member_heartbeat(bad_assignor, String::new()).unwrap_err();
+        assert_eq!(e.code(), janus_core::ErrorCode::InvalidArgument);
+        assert!(e.message().contains("fastest"), "{}", e.message());
+        let broadcast = v1::GroupHeartbeatRequest { mode: v1::GroupMode::Broadcasting as i32, ..Default::default() };
+        assert_eq!(member_heartbeat(broadcast, String::new()).unwrap().mode, GroupMode::Broadcasting);
     }
 }

@@ -23,6 +23,17 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::ShuttingDown => Code::Unavailable,
         ErrorCode::Corrupt => Code::DataLoss,
         ErrorCode::Internal => Code::Internal,
+        // The member's view of the group is stale: it must give up its partitions and rejoin (a retry at a
+        // higher level, which is what ABORTED asks of a client).
+        ErrorCode::RebalanceInProgress
+        | ErrorCode::IllegalGeneration
+        | ErrorCode::UnknownMemberId
+        | ErrorCode::MemberIdRequired
+        | ErrorCode::PartitionNotAssigned => Code::Aborted,
+        // Retrying cannot help until something else changes (the other member with the instance id stops;
+        // the group's members leave).
+        ErrorCode::FencedInstanceId | ErrorCode::InconsistentGroupProtocol => Code::FailedPrecondition,
+        ErrorCode::InvalidSessionTimeout => Code::InvalidArgument,
     }
 }
 
@@ -38,6 +49,24 @@ fn hint(code: ErrorCode) -> Option<&'static str> {
              or add disk",
         ),
         ErrorCode::ShuttingDown => Some("the broker is shutting down"),
+        ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+            Some("give up the partitions and rejoin with an empty member_id (Consumer.GroupHeartbeat)")
+        }
+        ErrorCode::RebalanceInProgress => Some("rejoin the group to get the new assignment"),
+        ErrorCode::MemberIdRequired => Some("join again with the member id this answer carries"),
+        ErrorCode::PartitionNotAssigned => {
+            Some("commit only partitions the last GroupHeartbeat assigned, with its generation")
+        }
+        ErrorCode::FencedInstanceId => {
+            Some("another consumer joined with the same instance id: give every consumer its own")
+        }
+        ErrorCode::InconsistentGroupProtocol => {
+            Some("every member of a group must use the same protocol and mode (clustering or broadcasting)")
+        }
+        ErrorCode::InvalidSessionTimeout => Some(
+            "the broker's group.min.session.timeout.ms and group.max.session.timeout.ms bound it; 0 asks for the \
+             default",
+        ),
         _ => None,
     }
 }
@@ -81,5 +110,26 @@ mod tests {
         let s = to_status(BrokerError::unknown_topic("orders"));
         assert!(s.message().contains("'orders'") && s.message().contains("Admin.CreateTopic"), "{}", s.message());
         assert_eq!(s.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok()), Some("2"));
+    }
+
+    #[test]
+    fn group_errors_tell_a_member_to_rejoin_or_stop() {
+        let cases = [
+            (ErrorCode::UnknownMemberId, Code::Aborted, "rejoin"),
+            (ErrorCode::IllegalGeneration, Code::Aborted, "rejoin"),
+            (ErrorCode::RebalanceInProgress, Code::Aborted, "rejoin"),
+            (ErrorCode::PartitionNotAssigned, Code::Aborted, "generation"),
+            (ErrorCode::MemberIdRequired, Code::Aborted, "member id"),
+            (ErrorCode::FencedInstanceId, Code::FailedPrecondition, "instance id"),
+            (ErrorCode::InconsistentGroupProtocol, Code::FailedPrecondition, "mode"),
+            (ErrorCode::InvalidSessionTimeout, Code::InvalidArgument, "group.max.session.timeout.ms"),
+        ];
+        for (code, grpc, hint) in cases {
+            let s = to_status(BrokerError::new(code, "x"));
+            assert_eq!(s.code(), grpc, "{code}");
+            assert!(s.message().contains(hint), "{code}: {}", s.message());
+            let number = code.number().to_string();
+            assert_eq!(s.metadata().get(ERROR_CODE_KEY).and_then(|v| v.to_str().ok()), Some(number.as_str()));
+        }
     }
 }
