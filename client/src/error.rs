@@ -35,6 +35,9 @@ pub enum ClientError {
         code: Code,
         /// The broker's message, with the transport's causes appended when there are any.
         message: String,
+        /// The broker's own numeric error code (the `janus-error-code` metadata entry; see [`codes`]),
+        /// when the broker sent one.
+        broker_code: Option<u16>,
     },
     /// An argument was refused before anything was sent.
     #[error("invalid argument: {0}")]
@@ -58,6 +61,29 @@ impl ClientError {
             ClientError::Connect { .. } => Some(Code::Unavailable),
             _ => None,
         }
+    }
+
+    /// The broker's numeric error code (one of [`codes`]), when the broker sent one.
+    pub fn broker_code(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { broker_code, .. } => *broker_code,
+            _ => None,
+        }
+    }
+
+    /// True when the broker no longer counts the caller as a member of the group (its member id is
+    /// unknown, its generation is stale, or it committed for a partition it does not own in the
+    /// generation): its partitions are lost and it must rejoin with an empty member id.
+    pub fn must_rejoin(&self) -> bool {
+        matches!(
+            self.broker_code(),
+            Some(codes::UNKNOWN_MEMBER_ID | codes::ILLEGAL_GENERATION | codes::PARTITION_NOT_ASSIGNED)
+        )
+    }
+
+    /// True when another consumer joined the group with the same static instance id, which fences this one.
+    pub fn is_fenced(&self) -> bool {
+        self.broker_code() == Some(codes::FENCED_INSTANCE_ID)
     }
 
     /// Builds an [`ClientError::InvalidArgument`].
@@ -84,8 +110,34 @@ impl From<tonic::Status> for ClientError {
         if message.is_empty() {
             message = status.code().description().to_string();
         }
-        ClientError::Status { code: status.code(), message }
+        let broker_code =
+            status.metadata().get(BROKER_CODE_KEY).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+        ClientError::Status { code: status.code(), message, broker_code }
     }
+}
+
+/// The status metadata entry carrying the broker's numeric error code.
+pub const BROKER_CODE_KEY: &str = "janus-error-code";
+
+/// The broker's stable numeric error codes that a client acts on (the `janus-error-code` metadata entry;
+/// the broker's `ErrorCode` numbers).
+pub mod codes {
+    /// The consumer group is rebalancing (classic protocol): rejoin.
+    pub const REBALANCE_IN_PROGRESS: u16 = 17;
+    /// The member's generation is stale: give up the partitions and rejoin.
+    pub const ILLEGAL_GENERATION: u16 = 18;
+    /// The member id is not (or no longer) in the group: give up the partitions and rejoin.
+    pub const UNKNOWN_MEMBER_ID: u16 = 19;
+    /// Another member joined with the same static instance id: this one is fenced and must stop.
+    pub const FENCED_INSTANCE_ID: u16 = 20;
+    /// The join needs a member id (classic protocol).
+    pub const MEMBER_ID_REQUIRED: u16 = 21;
+    /// The member's protocol or mode does not match the group's.
+    pub const INCONSISTENT_GROUP_PROTOCOL: u16 = 22;
+    /// The session timeout is outside the broker's allowed range.
+    pub const INVALID_SESSION_TIMEOUT: u16 = 23;
+    /// A member committed for a partition it does not own in the generation.
+    pub const PARTITION_NOT_ASSIGNED: u16 = 24;
 }
 
 /// The canonical upper-case name of a gRPC code (`NOT_FOUND`, `OUT_OF_RANGE`, ...).
@@ -147,6 +199,23 @@ mod tests {
         let err = ClientError::from(tonic::Status::new(Code::NotFound, ""));
         assert!(err.to_string().starts_with("NOT_FOUND: "), "{err}");
         assert!(err.to_string().len() > "NOT_FOUND: ".len());
+    }
+
+    #[test]
+    fn the_broker_code_travels_in_metadata() {
+        let mut status = tonic::Status::aborted("member m-1 is not in group g");
+        status.metadata_mut().insert(BROKER_CODE_KEY, "19".parse().unwrap());
+        let err = ClientError::from(status);
+        assert_eq!(err.broker_code(), Some(codes::UNKNOWN_MEMBER_ID));
+        assert!(err.must_rejoin() && !err.is_fenced());
+        assert_eq!(err.to_string(), "ABORTED: member m-1 is not in group g");
+        let mut status = tonic::Status::failed_precondition("fenced");
+        status.metadata_mut().insert(BROKER_CODE_KEY, "20".parse().unwrap());
+        let err = ClientError::from(status);
+        assert!(err.is_fenced() && !err.must_rejoin());
+        let plain = ClientError::from(tonic::Status::aborted("no code"));
+        assert_eq!(plain.broker_code(), None);
+        assert!(!plain.must_rejoin());
     }
 
     #[test]

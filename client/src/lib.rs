@@ -12,11 +12,13 @@
 //! let stored = ack.await?; // partition and offset
 //! producer.flush().await?;
 //!
+//! // A member of the group "billing": the broker shares the topic's partitions among its members.
 //! let mut consumer = client.consumer("orders", ConsumerConfig::with_group("billing")).await?;
+//! consumer.on_revoke(|partitions| println!("giving up {partitions:?}"));
 //! while let Some(record) = consumer.poll(Some(std::time::Duration::from_secs(1))).await? {
 //!     println!("{}:{} {:?}", record.partition, record.offset, record.value);
 //! }
-//! consumer.close().await?; // commits the group's offsets
+//! consumer.close().await?; // commits the group's offsets and leaves the group
 //! # let _ = stored;
 //! # Ok(()) }
 //! ```
@@ -35,7 +37,7 @@ pub mod record;
 pub mod types;
 
 pub use client::{Client, ClientOptions};
-pub use consumer::{Consumer, ConsumerBatch, ConsumerConfig, FetchMode, ReadFormat};
+pub use consumer::{Consumer, ConsumerBatch, ConsumerConfig, FetchMode, PartitionCallback, ReadFormat};
 pub use error::{ClientError, Code};
 /// Kafka's default partitioner (murmur2 of the key), which the producer uses for keyed records.
 pub use janus_codec::partitioner;
@@ -45,5 +47,7 @@ pub use producer::{
 };
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
 pub use types::{
-    Append, Compression, Engine, GroupPartition, NewTopic, PartitionInfo, Position, TopicDescription, TopicInfo,
+    Append, Compression, Engine, GroupAssignment, GroupDescription, GroupHeartbeat, GroupListing, GroupMember,
+    GroupMode, GroupPartition, MemberIdentity, NewTopic, PartitionInfo, Position, TopicDescription, TopicInfo,
+    TopicPartitions,
 };

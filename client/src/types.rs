@@ -1,8 +1,9 @@
-//! Plain data types of the client API: engines, topics, positions, group offsets.
+//! Plain data types of the client API: engines, topics, positions, consumer groups.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use janus_proto::v1 as pb;
 
@@ -241,19 +242,23 @@ pub(crate) fn merge_append(list: &mut Vec<Append>, next: Append) {
     list.push(next);
 }
 
-/// One partition of a consumer group: committed offset, end offset, lag.
+/// One partition of a consumer group: committed offset, end offset, lag, and who reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupPartition {
     /// Topic.
     pub topic: String,
     /// Partition.
     pub partition: u32,
-    /// The group's committed offset (next offset to consume).
+    /// The group's committed offset (next offset to consume); -1 when none is committed.
     pub committed_offset: i64,
     /// Next offset to be written.
     pub log_end_offset: i64,
-    /// `log_end_offset - committed_offset`.
+    /// `log_end_offset - committed_offset` (from the log start when nothing is committed).
     pub lag: i64,
+    /// The member id of the member reading it now (clustering groups), if any.
+    pub owner: Option<String>,
+    /// Broadcasting groups: whose offset this row is (a member's instance id or client id).
+    pub offsets_of: Option<String>,
 }
 
 impl From<pb::GroupPartition> for GroupPartition {
@@ -264,7 +269,254 @@ impl From<pb::GroupPartition> for GroupPartition {
             committed_offset: p.committed_offset,
             log_end_offset: p.log_end_offset,
             lag: p.lag,
+            owner: p.owner,
+            offsets_of: p.offsets_of,
         }
+    }
+}
+
+/// Partitions by topic, each list sorted.
+pub type TopicPartitions = BTreeMap<String, Vec<u32>>;
+
+/// The wire lists of a [`TopicPartitions`] map.
+pub(crate) fn topic_partitions_to_proto(map: &TopicPartitions) -> Vec<pb::TopicPartitions> {
+    map.iter()
+        .map(|(topic, partitions)| pb::TopicPartitions { topic: topic.clone(), partitions: partitions.clone() })
+        .collect()
+}
+
+/// A [`TopicPartitions`] map of wire lists (the broker lists each topic once), each list sorted.
+pub(crate) fn topic_partitions_from_proto(list: Vec<pb::TopicPartitions>) -> TopicPartitions {
+    list.into_iter()
+        .map(|mut tp| {
+            tp.partitions.sort_unstable();
+            (tp.topic, tp.partitions)
+        })
+        .collect()
+}
+
+/// How a consumer group shares its topics' partitions (RocketMQ's message models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GroupMode {
+    /// Each partition is read by exactly one member (Kafka's consumer groups, RocketMQ's CLUSTERING).
+    #[default]
+    Clustering,
+    /// Every member reads every partition, each with its own committed offsets (RocketMQ's BROADCASTING).
+    Broadcasting,
+}
+
+impl GroupMode {
+    /// `clustering` or `broadcasting`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupMode::Clustering => "clustering",
+            GroupMode::Broadcasting => "broadcasting",
+        }
+    }
+
+    /// The wire value.
+    pub fn to_proto(self) -> pb::GroupMode {
+        match self {
+            GroupMode::Clustering => pb::GroupMode::Clustering,
+            GroupMode::Broadcasting => pb::GroupMode::Broadcasting,
+        }
+    }
+
+    /// The mode of a wire value (unspecified is clustering); `None` for unknown values.
+    pub fn from_proto(value: i32) -> Option<GroupMode> {
+        match pb::GroupMode::try_from(value).ok()? {
+            pb::GroupMode::Unspecified | pb::GroupMode::Clustering => Some(GroupMode::Clustering),
+            pb::GroupMode::Broadcasting => Some(GroupMode::Broadcasting),
+        }
+    }
+}
+
+impl fmt::Display for GroupMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One heartbeat of a broker-assigned group member (the GroupHeartbeat RPC); see [`crate::Client::group_heartbeat`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupHeartbeat {
+    /// The group.
+    pub group: String,
+    /// The id the broker gave the member; empty to join.
+    pub member_id: String,
+    /// The generation of the last answer the member received; 0 when joining.
+    pub generation: i32,
+    /// A static member's instance id.
+    pub instance_id: Option<String>,
+    /// The client's name for itself (shown by describe).
+    pub client_id: String,
+    /// The topics the member reads.
+    pub topics: Vec<String>,
+    /// The partitions the member owns now.
+    pub owned: TopicPartitions,
+    /// `None` = the broker default (45 s).
+    pub session_timeout: Option<Duration>,
+    /// `None` = the broker default.
+    pub rebalance_timeout: Option<Duration>,
+    /// `range`, `roundrobin` or `sticky`; `None` = the group's.
+    pub assignor: Option<String>,
+    /// Clustering or broadcasting.
+    pub mode: GroupMode,
+}
+
+/// Milliseconds for a wire field where 0 means the broker default (a nonzero duration below 1 ms is 1 ms,
+/// one above `u32::MAX` ms is `u32::MAX`).
+fn millis_or_zero(d: Option<Duration>) -> u32 {
+    d.map_or(0, |d| d.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
+}
+
+impl GroupHeartbeat {
+    /// The wire request.
+    pub fn to_proto(&self) -> pb::GroupHeartbeatRequest {
+        pb::GroupHeartbeatRequest {
+            group: self.group.clone(),
+            member_id: self.member_id.clone(),
+            generation: self.generation,
+            instance_id: self.instance_id.clone(),
+            client_id: self.client_id.clone(),
+            topics: self.topics.clone(),
+            owned: topic_partitions_to_proto(&self.owned),
+            session_timeout_ms: millis_or_zero(self.session_timeout),
+            rebalance_timeout_ms: millis_or_zero(self.rebalance_timeout),
+            assignor: self.assignor.clone().unwrap_or_default(),
+            mode: self.mode.to_proto() as i32,
+        }
+    }
+}
+
+/// The broker's answer to a [`GroupHeartbeat`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupAssignment {
+    /// The member's id (new when it joined).
+    pub member_id: String,
+    /// The group's generation, for the next heartbeat and for commits.
+    pub generation: i32,
+    /// The partitions the member may read now; owned partitions missing here must be given up.
+    pub assignment: TopicPartitions,
+    /// When to heartbeat next.
+    pub heartbeat_interval: Duration,
+    /// The group's state (`Stable`, `PreparingRebalance`, ...).
+    pub state: String,
+}
+
+impl From<pb::GroupHeartbeatResponse> for GroupAssignment {
+    fn from(r: pb::GroupHeartbeatResponse) -> Self {
+        GroupAssignment {
+            member_id: r.member_id,
+            generation: r.generation,
+            assignment: topic_partitions_from_proto(r.assignment),
+            heartbeat_interval: Duration::from_millis(u64::from(r.heartbeat_interval_ms)),
+            state: r.state,
+        }
+    }
+}
+
+/// Who commits offsets: a group member, fenced by the broker with its id and generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberIdentity {
+    /// The member id.
+    pub member_id: String,
+    /// The generation of the member's last heartbeat answer.
+    pub generation: i32,
+    /// A static member's instance id.
+    pub instance_id: Option<String>,
+}
+
+/// One member of a described group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The id the broker gave it.
+    pub member_id: String,
+    /// Its static instance id.
+    pub instance_id: Option<String>,
+    /// The client's name for itself.
+    pub client_id: String,
+    /// The address it connects from.
+    pub host: String,
+    /// The partitions it owns now.
+    pub assignment: TopicPartitions,
+}
+
+impl From<pb::GroupMember> for GroupMember {
+    fn from(m: pb::GroupMember) -> Self {
+        GroupMember {
+            member_id: m.member_id,
+            instance_id: m.instance_id,
+            client_id: m.client_id,
+            host: m.host,
+            assignment: topic_partitions_from_proto(m.assignment),
+        }
+    }
+}
+
+/// A consumer group as describe shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// The group.
+    pub group: String,
+    /// Its state: Empty, PreparingRebalance, CompletingRebalance, Stable or Dead.
+    pub state: String,
+    /// Its generation (0 before the first rebalance).
+    pub generation: i32,
+    /// `janus`, `classic`, or empty while it has no members.
+    pub protocol: String,
+    /// The assignor (janus groups) or the chosen protocol name (classic groups).
+    pub assignor: String,
+    /// Clustering or broadcasting (`None`: a mode this client does not know).
+    pub mode: Option<GroupMode>,
+    /// The members, by member id.
+    pub members: Vec<GroupMember>,
+    /// Every partition the group reads or has committed on, by topic and partition.
+    pub partitions: Vec<GroupPartition>,
+}
+
+impl GroupDescription {
+    /// The sum of the partitions' lags.
+    pub fn total_lag(&self) -> i64 {
+        self.partitions.iter().map(|p| p.lag.max(0)).sum()
+    }
+}
+
+impl From<pb::DescribeGroupResponse> for GroupDescription {
+    fn from(r: pb::DescribeGroupResponse) -> Self {
+        let mut members: Vec<GroupMember> = r.members.into_iter().map(GroupMember::from).collect();
+        members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        let mut partitions: Vec<GroupPartition> = r.partitions.into_iter().map(GroupPartition::from).collect();
+        partitions.sort_by(|a, b| (&a.topic, a.partition, &a.offsets_of).cmp(&(&b.topic, b.partition, &b.offsets_of)));
+        GroupDescription {
+            group: r.group,
+            state: r.state,
+            generation: r.generation,
+            protocol: r.protocol,
+            assignor: r.assignor,
+            mode: GroupMode::from_proto(r.mode),
+            members,
+            partitions,
+        }
+    }
+}
+
+/// One consumer group in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// The group.
+    pub group: String,
+    /// Its state (empty from a broker that does not report it).
+    pub state: String,
+    /// How many members it has.
+    pub members: u32,
+    /// `janus`, `classic`, or empty.
+    pub protocol: String,
+}
+
+impl From<pb::GroupListing> for GroupListing {
+    fn from(l: pb::GroupListing) -> Self {
+        GroupListing { group: l.group, state: l.state, members: l.members, protocol: l.protocol }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line, as clap parses it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -124,12 +125,33 @@ pub enum Format {
 pub struct ConsumeArgs {
     /// Topic.
     pub topic: String,
-    /// Read only this partition (default: all).
+    /// Read only this partition (default: all, or with --group the partitions the group assigns). With
+    /// --group, reads it as no member: resumes from and commits to the group's offsets while the group has
+    /// no members.
     #[arg(long)]
     pub partition: Option<u32>,
-    /// Consumer group: resume from its committed offsets and commit what was printed.
+    /// Consumer group to join: its members share the topic's partitions (each read by one of them),
+    /// resume from its committed offsets and commit what was printed; Ctrl-C commits and leaves.
     #[arg(long)]
     pub group: Option<String>,
+    /// Join in broadcasting mode: every member reads every partition with its own offsets (give each
+    /// member its own --instance-id).
+    #[arg(long, requires = "group", conflicts_with = "partition")]
+    pub broadcast: bool,
+    /// The assignor the group uses: range, roundrobin or sticky (default: the group's; range for a new one).
+    #[arg(long, value_name = "NAME", requires = "group", conflicts_with = "partition")]
+    pub assignor: Option<String>,
+    /// A static member id: restarted within the session timeout, the member gets its partitions back
+    /// without a rebalance.
+    #[arg(long, value_name = "ID", requires = "group", conflicts_with = "partition")]
+    pub instance_id: Option<String>,
+    /// The member is expelled after this long without a heartbeat, e.g. 10s, 500ms, 2m (default: the
+    /// broker's, 45s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "group", conflicts_with = "partition")]
+    pub session_timeout: Option<Duration>,
+    /// The name this consumer gives the broker, shown by `janus group describe`.
+    #[arg(long, value_name = "NAME", default_value = "janus-cli")]
+    pub client_id: String,
     /// Where to start (partitions without a committed offset): earliest, latest, OFFSET or @UNIX_MS.
     #[arg(long, default_value = "earliest")]
     pub from: Position,
@@ -150,9 +172,10 @@ pub struct ConsumeArgs {
 /// `janus group ...`
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
-    /// List consumer groups.
+    /// List consumer groups with their state and member count.
     List,
-    /// Committed offset, end offset and lag per partition.
+    /// A group's state, generation, members, and per partition its owner, committed offset, end offset
+    /// and lag.
     Describe {
         /// Group name.
         group: String,
@@ -302,6 +325,24 @@ pub struct BenchConsumeArgs {
     pub format: BenchWireFormat,
 }
 
+/// Parses a duration: a whole number with a unit, `ms`, `s`, `m` or `h` (`10s`, `500ms`, `2m`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let bad = || format!("expected a whole number with a unit (ms, s, m or h), e.g. 10s or 500ms; got {s:?}");
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    }
+    .ok_or_else(bad)?;
+    Ok(Duration::from_millis(ms))
+}
+
 /// Parses `KEY=VALUE` (the value may contain `=`; the key may not be empty).
 pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
@@ -320,6 +361,26 @@ mod tests {
         assert_eq!(parse_key_value("retention.ms=").unwrap(), ("retention.ms".into(), String::new()));
         assert!(parse_key_value("=x").is_err());
         assert!(parse_key_value("novalue").is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "10", "s", "-1s", "1.5s", "10 days", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_member_flags_need_a_group_and_no_partition() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["janus", "consume", "t"].iter().chain(args));
+        assert!(parse(&["--group", "g", "--broadcast", "--session-timeout", "10s", "--assignor", "sticky"]).is_ok());
+        assert!(parse(&["--broadcast"]).is_err());
+        assert!(parse(&["--group", "g", "--partition", "1", "--instance-id", "a"]).is_err());
+        assert!(parse(&["--group", "g", "--partition", "1"]).is_ok());
     }
 
     #[test]

@@ -16,6 +16,9 @@ use crate::types::Position;
 pub(crate) struct Event {
     /// The partition it concerns.
     pub partition: u32,
+    /// The epoch of the reader that sent it: events of a reader the consumer has since stopped (its
+    /// partition was revoked, perhaps assigned again) carry an old epoch and are dropped.
+    pub epoch: u64,
     /// The response's records, or why the partition's reader stopped.
     pub result: Result<Response>,
 }
@@ -68,6 +71,14 @@ pub(crate) struct ReadSpec {
     pub tags: Vec<String>,
     pub max_bytes: u32,
     pub format: ReadFormat,
+    /// This reader's epoch, stamped on its events.
+    pub epoch: u64,
+}
+
+impl ReadSpec {
+    fn event(&self, result: Result<Response>) -> Event {
+        Event { partition: self.partition, epoch: self.epoch, result }
+    }
 }
 
 /// Subscribe mode: one stream; resubscribes from the next offset if the broker ends it cleanly.
@@ -87,7 +98,7 @@ pub(crate) async fn subscribe_loop(spec: ReadSpec, start: Position, tx: mpsc::Se
         let mut stream = match spec.client.subscribe(request).await {
             Ok(stream) => stream,
             Err(e) => {
-                let _ = tx.send(Event { partition: spec.partition, result: Err(e) }).await;
+                let _ = tx.send(spec.event(Err(e))).await;
                 return;
             }
         };
@@ -101,13 +112,13 @@ pub(crate) async fn subscribe_loop(spec: ReadSpec, start: Position, tx: mpsc::Se
                     if result.as_ref().is_ok_and(|r| r.records.is_empty()) {
                         continue;
                     }
-                    if tx.send(Event { partition: spec.partition, result }).await.is_err() || failed {
+                    if tx.send(spec.event(result)).await.is_err() || failed {
                         return;
                     }
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    let _ = tx.send(Event { partition: spec.partition, result: Err(status.into()) }).await;
+                    let _ = tx.send(spec.event(Err(status.into()))).await;
                     return;
                 }
             }
@@ -118,7 +129,7 @@ pub(crate) async fn subscribe_loop(spec: ReadSpec, start: Position, tx: mpsc::Se
                 "the broker keeps ending the subscription to {}/{}",
                 spec.topic, spec.partition
             ));
-            let _ = tx.send(Event { partition: spec.partition, result: Err(e) }).await;
+            let _ = tx.send(spec.event(Err(e))).await;
             return;
         }
         tokio::time::sleep(Duration::from_millis(50 * u64::from(quiet_ends))).await;
@@ -153,12 +164,12 @@ pub(crate) async fn fetch_loop(spec: ReadSpec, mut offset: i64, max_wait: Durati
                     }
                     continue;
                 }
-                if tx.send(Event { partition: spec.partition, result: Ok(response) }).await.is_err() {
+                if tx.send(spec.event(Ok(response))).await.is_err() {
                     return;
                 }
             }
             Err(e) => {
-                let _ = tx.send(Event { partition: spec.partition, result: Err(e) }).await;
+                let _ = tx.send(spec.event(Err(e))).await;
                 return;
             }
         }
