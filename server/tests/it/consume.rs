@@ -251,6 +251,7 @@ async fn group_offsets_commit_fetch_reset_describe() {
             group: "".into(),
             topic: "g-topic".into(),
             offsets: partition_offsets(&[(0, 1)]),
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -114,8 +114,14 @@ async fn cli_tour_on_both_engines() {
     let out = ok(url, &["topic", "list"], "").await;
     assert!(out.contains("tour-seg") && out.contains("segment"), "{out}");
     assert!(out.contains("tour-cl") && out.contains("commitlog"), "{out}");
+    // Every consumer closed (left): both groups are empty.
     let out = ok(url, &["group", "list"], "").await;
-    assert_eq!(out, "tour-commitlog\ntour-segment\n");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows,
+        [vec!["GROUP", "STATE", "MEMBERS"], vec!["tour-commitlog", "Empty", "0"], vec!["tour-segment", "Empty", "0"]],
+        "{out}"
+    );
 
     ok(url, &["topic", "delete", "tour-cl"], "").await;
     let out = ok(url, &["topic", "list"], "").await;

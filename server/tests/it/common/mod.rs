@@ -26,6 +26,10 @@ pub fn config(data_dir: &Path) -> BrokerConfig {
     c.commitlog.insert("index_slots".into(), (1024).to_string());
     c.commitlog.insert("index_entries".into(), (4096).to_string());
     c.segment.insert("index_bytes".into(), (64 * 1024).to_string());
+    // Groups form at once (Kafka's tests do the same with group.initial.rebalance.delay.ms), and members
+    // learn of assignment changes within 200 ms instead of 3 s.
+    c.groups.initial_rebalance_delay_ms = 0;
+    c.groups.heartbeat_interval_ms = 200;
     c
 }
 
@@ -146,6 +150,7 @@ pub async fn commit_offsets(c: &mut Clients, group: &str, topic: &str, offsets: 
             group: group.into(),
             topic: topic.into(),
             offsets: partition_offsets(offsets),
+            ..Default::default()
         })
         .await
         .unwrap_or_else(|e| panic!("commit offsets of {group} on {topic}: {e}"));
@@ -154,7 +159,7 @@ pub async fn commit_offsets(c: &mut Clients, group: &str, topic: &str, offsets: 
 /// The offsets `group` committed on `topic`.
 pub async fn fetch_offsets(c: &mut Clients, group: &str, topic: &str) -> Vec<v1::PartitionOffset> {
     c.consumer
-        .fetch_offsets(v1::FetchOffsetsRequest { group: group.into(), topic: topic.into() })
+        .fetch_offsets(v1::FetchOffsetsRequest { group: group.into(), topic: topic.into(), ..Default::default() })
         .await
         .unwrap_or_else(|e| panic!("fetch offsets of {group} on {topic}: {e}"))
         .into_inner()
