@@ -27,8 +27,8 @@
 //!
 //! Callbacks are set with [`Consumer::on_assign`] and [`Consumer::on_revoke`]; since changes are applied
 //! only in `poll`, `poll_batch` and `close`, callbacks set right after [`Client::consumer`] see every
-//! change, the first assignment included. Dropping a member without `close` commits nothing but still
-//! leaves the group (best effort, in the background).
+//! change, the first assignment included. Dropping a member without `close` neither commits nor leaves:
+//! the broker expels it after its session timeout, as it would a crashed process.
 
 mod assignment;
 mod config;
@@ -572,22 +572,10 @@ impl Consumer {
 }
 
 impl Drop for Consumer {
-    /// Stops the readers and the heartbeat task. A dynamic group member dropped without [`Consumer::close`]
-    /// commits nothing, but still leaves the group (best effort, on a spawned task when a tokio runtime is
-    /// running), so its partitions do not wait for its session timeout to move.
+    /// Stops the readers and the heartbeat task. A group member dropped without [`Consumer::close`]
+    /// neither commits nor leaves: to the broker it is a member that crashed, expelled after its session
+    /// timeout (as with Kafka's clients), so call `close` to hand its partitions over at once.
     fn drop(&mut self) {
         self.stop();
-        let Some(member) = self.member.take() else { return };
-        let identity = member.membership.identity();
-        if identity.member_id.is_empty() || identity.instance_id.is_some() {
-            return;
-        }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let client = self.client.clone();
-            let group = member.membership.group().to_string();
-            runtime.spawn(async move {
-                let _ = client.leave_group(&group, &identity.member_id, identity.instance_id.as_deref()).await;
-            });
-        }
     }
 }
