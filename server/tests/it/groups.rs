@@ -394,6 +394,18 @@ async fn describe_shows_members_and_lag() {
     );
     assert_eq!(d.total_lag(), 26);
 
+    // The group's gauges (the recorder is process-wide: these series are this group's own).
+    let metrics = crate::common::scrape(broker.metrics_addr()).await;
+    for series in [
+        "janus_group_members{group=\"describers\"} 1",
+        "janus_group_state{group=\"describers\",state=\"Stable\"} 1",
+        "janus_group_state{group=\"describers\",state=\"Empty\"} 0",
+        "janus_consumer_lag{group=\"describers\",topic=\"described\",partition=\"0\"} 6",
+    ] {
+        assert!(metrics.lines().any(|l| l == series), "{series} missing from the metrics:\n{metrics}");
+    }
+    assert!(metrics.lines().any(|l| l.starts_with("janus_group_rebalances_total{group=\"describers\"}")), "{metrics}");
+
     let listings = client.list_groups().await.unwrap();
     let l = listings.iter().find(|l| l.group == group).expect("listed");
     assert_eq!((l.state.as_str(), l.members, l.protocol.as_str()), ("Stable", 1, "janus"));
