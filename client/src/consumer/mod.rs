@@ -388,10 +388,21 @@ impl Consumer {
         if !changes.assigned.is_empty() {
             // Held from now on: while the committed offsets are fetched, a heartbeat must not report these as
             // given up, or the broker could grant them to another member while this one starts reading them.
-            membership.lock().owned.extend(&changes.assigned);
-            self.assign(&changes.assigned).await?;
+            // The target is read again under the same lock: an answer recorded meanwhile (during the commit
+            // above) may have moved some of them away, and those must not be started.
+            let assigned: Vec<u32> = {
+                let mut state = membership.lock();
+                let still: Vec<u32> = changes.assigned.iter().copied().filter(|p| state.target.contains(p)).collect();
+                state.owned.extend(&still);
+                still
+            };
+            if assigned.is_empty() {
+                return Ok(());
+            }
+            let started = self.assign(&assigned).await;
+            // Whatever happened, report what is really read: a partition that failed to start is given up.
             membership.lock().owned = self.partitions.iter().copied().collect();
-            let assigned = changes.assigned;
+            started?;
             if let Some(callback) = self.on_assign.as_mut() {
                 callback(&assigned);
             }

@@ -396,6 +396,13 @@ async fn broadcasting_members_each_read_every_partition_with_their_own_offsets()
     assert_eq!(t.core.committed_offsets("g", "prices", Some(&b.id)).await.unwrap(), vec![(0, 20)]);
     let mut clustering = Member::new("g", &["prices"]);
     assert_eq!(code(t.core.heartbeat_group(clustering.request()).await), ErrorCode::InconsistentGroupProtocol);
+    // Two dynamic broadcasting members with one client id would share offsets: the second is refused.
+    let mut first = Member::new("g", &["prices"]);
+    first.mode = GroupMode::Broadcasting;
+    first.heartbeat(&t.core).await;
+    let twin = Member { id: String::new(), generation: 0, ..first.clone() };
+    assert_eq!(code(t.core.heartbeat_group(twin.request()).await), ErrorCode::InvalidArgument);
+    t.core.leave_group("g", &first.id, None).await.unwrap();
     let d = t.core.describe_group("g").await.unwrap();
     assert_eq!(d.mode, GroupMode::Broadcasting);
     let owners: BTreeSet<Option<String>> = d.partitions.iter().map(|p| p.offsets_of.clone()).collect();
@@ -437,6 +444,13 @@ async fn after_a_broker_restart_members_carry_on_and_the_generation_keeps_rising
         b.heartbeat(&t.core).await;
         rounds(&t.core, &mut [&mut a, &mut b], 2).await;
         t.core.commit_offsets("g", "orders", &[(a.owned["orders"][0], 3)], Some(&a.commit_as())).await.unwrap();
+        // A member joins and leaves again: the generation moves on twice, and `a` and `b` are told so in
+        // answers that change nothing else; the restarted broker must still accept their generation.
+        let mut passing = Member::new("g", &["orders"]);
+        passing.heartbeat(&t.core).await;
+        rounds(&t.core, &mut [&mut a, &mut b, &mut passing], 3).await;
+        t.core.leave_group("g", &passing.id, None).await.unwrap();
+        rounds(&t.core, &mut [&mut a, &mut b], 3).await;
         t.close().await;
     }
     let t = open(dir.path(), test_config());
@@ -743,4 +757,23 @@ async fn a_classic_group_caught_mid_rebalance_by_a_restart_rebalances_again() {
     assert_eq!(again.generation, generation + 1, "the generation keeps rising across the restart");
     let s = t.core.sync_group(sync("k", &a, again.generation, &[(&a, b"A")])).await.unwrap();
     assert_eq!(&s.assignment[..], b"A");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_emptied_by_janus_members_takes_kafka_classic_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = open(dir.path(), test_config());
+    topic(&t.core, "orders", 2).await;
+    let mut m = Member::new("shared", &["orders"]);
+    m.heartbeat(&t.core).await;
+    t.core.leave_group("shared", &m.id, None).await.unwrap();
+    let id = first_join(&t.core, "shared", &[("range", b"x")]).await;
+    // A pending id that leaves is forgotten; joining with it afterwards is refused.
+    t.core.leave_group("shared", &id, None).await.unwrap();
+    assert_eq!(code(t.core.join_group(join("shared", &id, &[("range", b"x")])).await), ErrorCode::UnknownMemberId);
+    let id = first_join(&t.core, "shared", &[("range", b"x")]).await;
+    let j = joined(t.core.join_group(join("shared", &id, &[("range", b"x")])).await.unwrap());
+    assert_eq!(j.leader, id);
+    let d = t.core.describe_group("shared").await.unwrap();
+    assert_eq!((d.protocol.as_str(), d.state), ("classic", GroupState::CompletingRebalance));
 }

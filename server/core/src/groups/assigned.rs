@@ -103,7 +103,16 @@ impl Group {
         self.settle();
         let generation = self.generation;
         let member = self.members.get_mut(&member_id).expect("present");
+        // The generation a member was told is what a restarted broker must accept from it: store it.
+        dirty |= member.generation != generation;
         member.answered(generation);
+        // The rebalance timeout counts from when the member learns it must give partitions up.
+        if self.state != GroupState::PreparingRebalance
+            && !member.owned.is_subset(&member.target)
+            && member.revoke_deadline.is_none()
+        {
+            member.revoke_deadline = Some(env.now + member.rebalance_timeout());
+        }
         let assignment = if self.state == GroupState::PreparingRebalance {
             // The initial delay: nothing new is handed out until the first assignment.
             by_topic(&member.owned)
@@ -196,6 +205,18 @@ impl Group {
                 format!("group '{}' already has {} members (group.max.size)", self.name, self.members.len()),
             ));
         }
+        if hb.mode == GroupMode::Broadcasting {
+            // Broadcasting members keep offsets by instance id, else client id: two members sharing one
+            // would each skip what the other read.
+            let owner = hb.instance_id.as_deref().unwrap_or(&hb.client_id);
+            if self.members.values().any(|m| m.offsets_owner() == owner) {
+                return Err(BrokerError::invalid(format!(
+                    "a member of broadcasting group '{}' already keeps its offsets as '{owner}': give each \
+                     broadcasting member its own instance id or client id",
+                    self.name
+                )));
+            }
+        }
         let was_empty = self.members.is_empty();
         self.members.insert(
             id.clone(),
@@ -282,9 +303,8 @@ impl Group {
         self.state = GroupState::CompletingRebalance;
         for m in self.members.values_mut() {
             m.target = targets.get(&m.id).cloned().unwrap_or_default();
-            if !m.owned.is_subset(&m.target) && m.revoke_deadline.is_none() {
-                m.revoke_deadline = Some(env.now + m.rebalance_timeout());
-            }
+            // Armed again when the member's next answer tells it what to give up.
+            m.revoke_deadline = None;
         }
         tracing::info!(group = %self.name, generation = self.generation, members = self.members.len(),
             assignor = assignor.name(), mode = mode.name(), "group rebalanced");

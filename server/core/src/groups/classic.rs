@@ -38,6 +38,10 @@ impl Group {
         env: &Env<'_>,
     ) -> Result<bool, BrokerError> {
         self.check_classic_protocol(req)?;
+        if self.members.is_empty() && self.pending.is_empty() {
+            // Whatever the group spoke before it emptied, this member's protocol is the group's now.
+            self.protocol = None;
+        }
         if self.protocol.is_none() {
             self.protocol =
                 Some(Protocol::Classic { protocol_type: req.protocol_type.clone(), protocol_name: None, leader: None });
@@ -50,6 +54,12 @@ impl Group {
                 return Ok(self.replace_static(&old_id, req, protocols, waiter, env));
             }
             let id = env.fresh_id.clone();
+            if self.members.len() + self.pending.len() >= env.config.max_members {
+                return Err(BrokerError::new(
+                    ErrorCode::LimitExceeded,
+                    format!("group '{}' already has {} members (group.max.size)", self.name, self.members.len()),
+                ));
+            }
             if req.require_known_member_id && req.instance_id.is_none() {
                 self.pending.insert(id.clone(), env.now + req.session_timeout);
                 let _ = waiter.send(Ok(JoinOutcome::MemberIdRequired { member_id: id }));
@@ -186,7 +196,13 @@ impl Group {
         if let Some(w) = member.sync_waiter.take() {
             let _ = w.send(Err(super::group::fenced(&group, &instance)));
         }
-        let unchanged = member.protocols == protocols;
+        // Kafka rebalances a restarted static member's group only when it no longer supports the selected
+        // protocol: its metadata bytes (which a Java consumer fills with its owned partitions) may differ.
+        let selected = match &self.protocol {
+            Some(Protocol::Classic { protocol_name: Some(n), .. }) => Some(n.clone()),
+            _ => None,
+        };
+        let unchanged = selected.is_none_or(|n| protocols.iter().any(|(p, _)| *p == n));
         member.id.clone_from(&id);
         member.client_id.clone_from(&req.client_id);
         member.host.clone_from(&req.client_host);
@@ -303,8 +319,14 @@ impl Group {
     pub(crate) fn classic_phase_expired(&mut self, env: &Env<'_>) {
         match self.state {
             GroupState::PreparingRebalance => {
-                let gone: Vec<String> =
-                    self.members.values().filter(|m| m.join_waiter.is_none()).map(|m| m.id.clone()).collect();
+                // Dynamic members that did not rejoin are removed; static ones stay (Kafka keeps them until
+                // their session times out, so a slow restart does not cost a second rebalance).
+                let gone: Vec<String> = self
+                    .members
+                    .values()
+                    .filter(|m| m.join_waiter.is_none() && m.instance_id.is_none())
+                    .map(|m| m.id.clone())
+                    .collect();
                 for id in gone {
                     tracing::info!(group = %self.name, member = %id, "member did not rejoin in time: removed");
                     self.members.remove(&id);
@@ -335,7 +357,8 @@ impl Group {
             return;
         }
         let protocol_name = self.choose_protocol();
-        let current_leader = self.leader().filter(|l| self.members.contains_key(*l)).map(str::to_string);
+        let current_leader =
+            self.leader().filter(|l| self.members.get(*l).is_some_and(|m| m.join_waiter.is_some())).map(str::to_string);
         let leader = current_leader.unwrap_or_else(|| {
             let waiting = self.members.values().find(|m| m.join_waiter.is_some());
             waiting.or_else(|| self.members.values().next()).map(|m| m.id.clone()).unwrap_or_default()
@@ -355,12 +378,17 @@ impl Group {
             let answer = self.join_answer(&id);
             let generation = self.generation;
             let member = self.members.get_mut(&id).expect("listed");
-            member.synced = false;
             member.assignment.clear();
-            member.answered(generation);
-            member.touch(env.now);
-            if let Some(w) = member.join_waiter.take() {
-                let _ = w.send(Ok(JoinOutcome::Joined(answer)));
+            match member.join_waiter.take() {
+                Some(w) => {
+                    member.synced = false;
+                    member.answered(generation);
+                    member.touch(env.now);
+                    let _ = w.send(Ok(JoinOutcome::Joined(answer)));
+                }
+                // A static member that has not rejoined yet: nothing is awaited from it in this sync phase;
+                // its session runs on, and it rejoins (or is expelled) on its own.
+                None => member.synced = true,
             }
         }
         tracing::info!(group = %self.name, generation = self.generation, members = self.members.len(),
@@ -470,6 +498,15 @@ impl Group {
         match state {
             GroupState::PreparingRebalance => Err(rebalancing(&name)),
             _ => Ok(()),
+        }
+    }
+
+    /// A pending member id went away (left or expired): the join phase may be able to end.
+    pub(crate) fn pending_left(&mut self, env: &Env<'_>) {
+        if self.members.is_empty() && self.pending.is_empty() && self.state != GroupState::Empty {
+            self.become_empty(env.now_ms);
+        } else {
+            self.maybe_complete_join(env);
         }
     }
 

@@ -215,7 +215,7 @@ fn expire(group: &mut Group, env: &Env<'_>) -> bool {
             let waiting = m.join_waiter.is_some() || m.sync_waiter.is_some();
             if !waiting && m.session_deadline.is_some_and(|d| d <= now) {
                 Some((m.id.clone(), "its session timed out (no heartbeat)"))
-            } else if m.revoke_deadline.is_some_and(|d| d <= now) {
+            } else if m.revoke_deadline.is_some_and(|d| d <= now) && !m.owned.is_subset(&m.target) {
                 Some((m.id.clone(), "it did not give up moved partitions within its rebalance timeout"))
             } else {
                 None
@@ -231,8 +231,8 @@ fn expire(group: &mut Group, env: &Env<'_>) -> bool {
         }
         changed = true;
     }
-    if pending_expired && group.members.is_empty() && group.pending.is_empty() && group.state != GroupState::Empty {
-        group.become_empty(env.now_ms);
+    if pending_expired {
+        group.pending_left(env);
         changed = true;
     }
     if group.phase_deadline.is_some_and(|d| d <= now) {

@@ -20,6 +20,10 @@ use crate::error::{BrokerError, ErrorCode};
 pub const MAX_SUBSCRIBED_TOPICS: usize = 1000;
 /// The most partitions one heartbeat may list as owned.
 pub const MAX_OWNED_PARTITIONS: usize = 100_000;
+/// The most assignment protocols a classic member may offer.
+pub const MAX_PROTOCOLS: usize = 64;
+/// The most bytes of protocol names and metadata one classic member may send.
+pub const MAX_PROTOCOL_METADATA_BYTES: usize = 1 << 20;
 
 fn check_name(what: &str, value: &str) -> Result<(), BrokerError> {
     if value.len() > MAX_MEMBER_NAME_LEN {
@@ -134,6 +138,11 @@ impl Core {
             "",
             || unknown_member(group, member_id),
             |g, env| {
+                if !member_id.is_empty() && g.pending.remove(member_id).is_some() {
+                    // A classic member that got MEMBER_ID_REQUIRED and gave up joining.
+                    g.pending_left(env);
+                    return Ok(((), true));
+                }
                 let id = if member_id.is_empty() {
                     let instance = instance_id.unwrap_or_default();
                     g.static_member(instance).map(str::to_string).ok_or_else(|| unknown_member(group, instance))?
@@ -160,6 +169,23 @@ impl Core {
         check_name("client id", &req.client_id)?;
         check_instance(req.instance_id.as_deref())?;
         self.session_timeout(Some(req.session_timeout))?;
+        let max = self.coordinator.config().max_session_timeout;
+        if req.rebalance_timeout.is_zero() || req.rebalance_timeout > max {
+            return Err(BrokerError::invalid(format!(
+                "rebalance timeout {} ms is outside 1..={} ms",
+                req.rebalance_timeout.as_millis(),
+                max.as_millis()
+            )));
+        }
+        if req.protocols.len() > MAX_PROTOCOLS {
+            return Err(BrokerError::invalid(format!("a member may offer at most {MAX_PROTOCOLS} protocols")));
+        }
+        let metadata: usize = req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if metadata > MAX_PROTOCOL_METADATA_BYTES {
+            return Err(BrokerError::invalid(format!(
+                "the member's protocol metadata is {metadata} bytes; at most {MAX_PROTOCOL_METADATA_BYTES} are accepted"
+            )));
+        }
         let (tx, rx) = oneshot::channel();
         let (group, member_id) = (req.group.clone(), req.member_id.clone());
         self.coordinator.with_group(
