@@ -30,14 +30,16 @@ pub struct RunOptions {
 pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<(PathBuf, usize)> {
     let file = &scenario.file;
     let path = options.out.join(&file.name).join(format!("{}.jsonl", options.run_id));
-    let mut writer = Writer::create(&path)?;
     std::fs::create_dir_all(&options.work_dir).with_context(|| format!("creating {}", options.work_dir.display()))?;
+    // Before the results file is (re)created: rewriting a committed one would mark the commit `-dirty`.
+    let machine = Machine::collect(&options.work_dir);
+    let mut writer = Writer::create(&path)?;
     writer.write(&Line::Run {
         run: options.run_id.clone(),
         quick: options.quick,
         started_unix_s: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         scenario: Box::new(file.clone()),
-        machine: Machine::collect(&options.work_dir),
+        machine,
     })?;
     let mut failed = 0;
     for round in 0..file.rounds {
@@ -57,7 +59,7 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<(PathBu
                 std::fs::create_dir_all(&dir)?;
                 nix::unistd::sync();
                 let started = Instant::now();
-                match drivers::run(file.kind, file.path, &engine, &dir, &point.workload) {
+                match drivers::run(file.kind, file.path, &engine, &dir, &point.workload, round) {
                     Ok(mut metrics) => {
                         if let Some(key) = drivers::baseline_key(file.kind)
                             && let Some(base) = baseline.get(key)

@@ -28,6 +28,9 @@ pub enum Kind {
     Tags,
     /// Data is written by a child process that then dies without a clean shutdown; time to reopen.
     Recovery,
+    /// A consumer group reads an open-loop stream while a member joins, leaves or is killed; rebalance time
+    /// and the pause in consumption.
+    Rebalance,
 }
 
 /// How the harness reaches the engine.
@@ -48,6 +51,18 @@ pub enum Cache {
     Warm,
     /// Synced, closed, and evicted with `posix_fadvise(DONTNEED)` before reading.
     Cold,
+}
+
+/// What happens to a consumer group in a rebalance case.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupEvent {
+    /// One more member starts.
+    Join,
+    /// One member closes: commits its positions and leaves the group.
+    Leave,
+    /// One member's tasks are dropped without leaving, as `kill -9` looks to the broker.
+    Kill,
 }
 
 /// The workload of one run; every key can be swept.
@@ -93,6 +108,26 @@ pub struct Workload {
     /// `transientStorePoolEnable`: `true`) or write through the mapping (`false`); absent: the engine's
     /// default (staged since issue 12). The segment engine ignores it.
     pub staged_writes: Option<bool>,
+    /// Rebalance cases: the open-loop produce rate in messages per second (required there).
+    pub rate_msgs_per_s: Option<f64>,
+    /// Rebalance cases: what happens to the group once it is stable (required there). The group starts with
+    /// `consumers` members.
+    pub event: Option<GroupEvent>,
+    /// Rebalance cases: seconds of steady consumption between the group becoming stable and the event.
+    pub steady_s: f64,
+    /// Rebalance cases: a further wait before the event, uniform in `0..event_jitter_s` and drawn per case, so
+    /// the event falls at a random point of the members' heartbeat cycle (0: none).
+    pub event_jitter_s: f64,
+    /// Rebalance cases: the members start this many seconds apart, so their heartbeats are not in step.
+    pub join_spacing_s: f64,
+    /// Group members: the session timeout they ask for, in ms; absent: the broker's default (45 s).
+    pub session_timeout_ms: Option<u64>,
+    /// Group members: the assignor they ask for (`range`, `roundrobin`, `sticky`); absent: the group's.
+    pub assignor: Option<String>,
+    /// The broker's `groups.heartbeat_interval_ms`; absent: its default (3 s).
+    pub heartbeat_interval_ms: Option<u64>,
+    /// The broker's `groups.initial_rebalance_delay_ms`; absent: its default (3 s).
+    pub initial_rebalance_delay_ms: Option<u64>,
 }
 
 impl Default for Workload {
@@ -116,6 +151,15 @@ impl Default for Workload {
             cache: Cache::Warm,
             read_bytes: 1 << 20,
             staged_writes: None,
+            rate_msgs_per_s: None,
+            event: None,
+            steady_s: 2.0,
+            event_jitter_s: 0.0,
+            join_spacing_s: 0.0,
+            session_timeout_ms: None,
+            assignor: None,
+            heartbeat_interval_ms: None,
+            initial_rebalance_delay_ms: None,
         }
     }
 }
@@ -157,6 +201,32 @@ impl Workload {
         }
         if self.duration_s.is_nan() || self.duration_s <= 0.0 {
             bail!("`duration_s` must be positive");
+        }
+        if let Some(rate) = self.rate_msgs_per_s
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            bail!("`rate_msgs_per_s` must be positive, not {rate}");
+        }
+        for (key, value) in [
+            ("steady_s", self.steady_s),
+            ("event_jitter_s", self.event_jitter_s),
+            ("join_spacing_s", self.join_spacing_s),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                bail!("`{key}` must be zero or positive, not {value}");
+            }
+        }
+        if let Some(assignor) = &self.assignor
+            && !matches!(assignor.as_str(), "range" | "roundrobin" | "sticky")
+        {
+            bail!("`assignor` must be \"range\", \"roundrobin\" or \"sticky\", not {assignor:?}");
+        }
+        for (key, value) in
+            [("session_timeout_ms", self.session_timeout_ms), ("heartbeat_interval_ms", self.heartbeat_interval_ms)]
+        {
+            if value == Some(0) {
+                bail!("workload key `{key}` must be at least 1");
+            }
         }
         Ok(())
     }

@@ -22,14 +22,18 @@ use crate::scenario::Workload;
 const MAX_IN_FLIGHT: usize = 256;
 
 /// A running broker and a client connected to it.
-struct Rig {
-    broker: Broker,
-    client: Client,
-    topics: Vec<String>,
+pub(crate) struct Rig {
+    /// The broker.
+    pub broker: Broker,
+    /// A client connected to it.
+    pub client: Client,
+    /// The workload's topics, created.
+    pub topics: Vec<String>,
 }
 
-/// Starts a broker on `dir` and creates the workload's topics on `engine_name`.
-async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> {
+/// Starts a broker on `dir` (with the workload's consumer-group settings, if any) and creates the workload's
+/// topics on `engine_name`.
+pub(crate) async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> {
     let mut config = BrokerConfig {
         data_dir: dir.to_path_buf(),
         grpc_addr: "127.0.0.1:0".parse()?,
@@ -41,6 +45,12 @@ async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> 
         commitlog.push(("staged_writes", staged.to_string()));
     }
     config.commitlog.extend(commitlog.into_iter().map(|(k, v)| (k.to_string(), v)));
+    if let Some(ms) = workload.heartbeat_interval_ms {
+        config.groups.heartbeat_interval_ms = ms;
+    }
+    if let Some(ms) = workload.initial_rebalance_delay_ms {
+        config.groups.initial_rebalance_delay_ms = ms;
+    }
     let broker = Broker::start(config).await.context("starting janusd")?;
     let client = Client::connect(&format!("http://{}", broker.grpc_addr())).await.context("connecting")?;
     let engine = match engine_name {
@@ -69,7 +79,7 @@ async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> 
 
 /// Produce requests to cycle: each one client-built RecordBatch v2 of the workload's messages (the fast
 /// path the client library uses by default), with its message count, payload bytes and wanted-tag count.
-fn requests(workload: &Workload) -> Arc<Vec<Request>> {
+pub(crate) fn requests(workload: &Workload) -> Arc<Vec<Request>> {
     let batches = data::batches(workload, 16, 0x6772_7063);
     Arc::new(
         batches
@@ -85,15 +95,19 @@ fn requests(workload: &Workload) -> Arc<Vec<Request>> {
 }
 
 /// One produce request's batch and what it carries.
-struct Request {
-    batch: bytes::Bytes,
-    messages: u64,
-    payload_bytes: u64,
-    wanted: u64,
+pub(crate) struct Request {
+    /// The RecordBatch v2 bytes.
+    pub batch: bytes::Bytes,
+    /// Messages in it.
+    pub messages: u64,
+    /// Payload (value) bytes in it.
+    pub payload_bytes: u64,
+    /// Messages carrying the wanted tag.
+    pub wanted: u64,
 }
 
 /// Runs a future on a fresh two-worker runtime (the broker and the load share it, as on a 2-core machine).
-fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(f)
 }
 

@@ -3,6 +3,7 @@
 pub mod grpc;
 pub mod inproc;
 pub mod read;
+pub mod rebalance;
 pub mod recovery;
 pub mod write;
 
@@ -13,8 +14,16 @@ use anyhow::{Result, bail};
 
 use crate::scenario::{Access, Kind, Workload};
 
-/// Runs one case of `kind` over `access` on engine `engine` with its files in `dir`.
-pub fn run(kind: Kind, access: Access, engine: &str, dir: &Path, workload: &Workload) -> Result<BTreeMap<String, f64>> {
+/// Runs one case of `kind` over `access` on engine `engine` with its files in `dir`, in round `round` (drivers
+/// that draw random choices seed them with it, so both engines of a round get the same ones).
+pub fn run(
+    kind: Kind,
+    access: Access,
+    engine: &str,
+    dir: &Path,
+    workload: &Workload,
+    round: u32,
+) -> Result<BTreeMap<String, f64>> {
     match (kind, access) {
         (Kind::Produce, Access::Inproc) => inproc::produce(engine, dir, workload),
         (Kind::Produce, Access::Grpc) => grpc::produce(engine, dir, workload),
@@ -22,6 +31,7 @@ pub fn run(kind: Kind, access: Access, engine: &str, dir: &Path, workload: &Work
         (Kind::Latency, Access::Grpc) => grpc::latency(engine, dir, workload),
         (Kind::Tags, Access::Grpc) => grpc::tags(engine, dir, workload),
         (Kind::Recovery, Access::Inproc) => recovery::recovery(engine, dir, workload),
+        (Kind::Rebalance, Access::Grpc) => rebalance::rebalance(engine, dir, workload, round),
         (kind, access) => bail!("{kind:?} is not measured over {access:?}"),
     }
 }
@@ -31,6 +41,6 @@ pub fn baseline_key(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Produce | Kind::Latency => Some("append_mb_per_s"),
         Kind::Consume | Kind::Fanout | Kind::Tags => Some("sendfile_mb_per_s"),
-        Kind::Recovery => None,
+        Kind::Recovery | Kind::Rebalance => None,
     }
 }
