@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::assignment::{owned_report, partitions_of};
 use crate::client::Client;
@@ -20,6 +21,8 @@ use crate::types::{GroupAssignment, GroupHeartbeat, MemberIdentity};
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest pause before retrying a heartbeat that failed on the way (the broker restarting, say).
 const MAX_RETRY: Duration = Duration::from_secs(1);
+/// The broker's default session timeout, for a member that asks for none.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// What a member is, as the broker last answered and as the consumer last reported.
 #[derive(Debug, Default)]
@@ -39,6 +42,8 @@ pub(crate) struct MemberState {
     pub lost: bool,
     /// Why the member cannot go on (fenced, or refused for good): `poll` returns it.
     pub failed: Option<ClientError>,
+    /// When the broker last answered a heartbeat of this member.
+    pub last_answer: Option<Instant>,
 }
 
 /// The settings every heartbeat repeats.
@@ -176,6 +181,7 @@ impl Membership {
     fn record(&self, sent: &GroupHeartbeat, answer: GroupAssignment) -> Duration {
         let mut state = self.lock();
         if state.member_id == sent.member_id && !state.lost {
+            state.last_answer = Some(Instant::now());
             state.member_id = answer.member_id;
             state.generation = answer.generation;
             state.target = partitions_of(&answer.assignment, &self.settings.topic);
@@ -189,7 +195,16 @@ impl Membership {
     /// Records a failed heartbeat sent as `sent`; returns false when the task must stop.
     fn record_failure(&self, sent: &GroupHeartbeat, e: ClientError) -> bool {
         match classify(&e) {
-            Failure::Retry => true,
+            Failure::Retry => {
+                // Unanswered for a whole session: the broker has expelled this member by now and may have
+                // given its partitions to others, so stop reading them (as Kafka's clients do) and rejoin.
+                let session = self.settings.template.session_timeout.unwrap_or(DEFAULT_SESSION_TIMEOUT);
+                let silent = self.lock().last_answer.is_some_and(|at| at.elapsed() >= session);
+                if silent {
+                    self.mark_lost(&sent.member_id);
+                }
+                true
+            }
             Failure::Rejoin => {
                 self.mark_lost(&sent.member_id);
                 true
@@ -307,5 +322,26 @@ mod tests {
         assert_eq!(m.next_heartbeat().unwrap().owned.get("t"), Some(&vec![0, 1]));
         m.lock().owned = BTreeSet::from([0]);
         assert_eq!(m.next_heartbeat().unwrap().owned.get("t"), Some(&vec![0]));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_member_unanswered_for_its_session_timeout_counts_its_partitions_lost() {
+        let template = GroupHeartbeat {
+            group: "g".into(),
+            topics: vec!["t".into()],
+            session_timeout: Some(Duration::from_secs(10)),
+            ..Default::default()
+        };
+        let m = Membership::new(MemberSettings { group: "g".into(), topic: "t".into(), template });
+        let join = m.next_heartbeat().unwrap();
+        m.record(&join, answer("m1", 1, &[0]));
+        let hb = m.next_heartbeat().unwrap();
+        let down = status(Code::Unavailable, None);
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert!(m.record_failure(&hb, down.clone()));
+        assert!(!m.lock().lost, "9 s without an answer: still a member");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(m.record_failure(&hb, down));
+        assert!(m.lock().lost, "11 s: the broker has expelled it; its partitions are dropped");
     }
 }
