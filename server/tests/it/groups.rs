@@ -608,3 +608,29 @@ async fn a_static_member_restarted_through_the_client_keeps_its_partitions_witho
     b.close().await.unwrap();
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_second_consumer_with_the_same_instance_id_fences_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, client) = start(dir.path()).await;
+    create(&client, "fence-t", Engine::Segment, 2, &[]).await;
+    let config = ConsumerConfig { instance_id: Some("only-one".into()), ..ConsumerConfig::with_group("fence-g") };
+    let mut first = client.consumer("fence-t", config.clone()).await.unwrap();
+    until_owning(&mut first, 2).await;
+    // Another process starts with the same instance id: it takes the member's place...
+    let mut second = client.consumer("fence-t", config).await.unwrap();
+    until_owning(&mut second, 2).await;
+    // ...and the first learns from its next heartbeat that it is fenced: poll says so.
+    let deadline = Instant::now() + SETTLE;
+    let error = loop {
+        assert!(Instant::now() < deadline, "the first consumer was never told it is fenced");
+        match first.poll(Some(Duration::from_millis(50))).await {
+            Err(e) => break e,
+            Ok(_) => continue,
+        }
+    };
+    assert!(error.is_fenced(), "{error}");
+    assert_eq!(client.describe_group("fence-g").await.unwrap().members.len(), 1);
+    second.close().await.unwrap();
+    broker.shutdown().await.unwrap();
+}
