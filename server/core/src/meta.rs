@@ -274,17 +274,26 @@ impl MetaStore {
 
     /// The offsets `group` committed, optionally only for `topic`, in (topic, partition) order.
     pub fn group_offsets(&self, group: &str, topic: Option<&str>) -> Result<Vec<CommittedOffset>, MetaError> {
-        let cf = self.cf(CF_GROUP_OFFSETS)?;
         let mut prefix = group.as_bytes().to_vec();
         prefix.push(0);
         if let Some(t) = topic {
             prefix.extend_from_slice(t.as_bytes());
             prefix.push(0);
         }
+        self.offsets_with_prefix(&prefix)
+    }
+
+    /// The offsets of every group whose name starts with `prefix`, in key order.
+    pub fn offsets_of_groups_starting_with(&self, prefix: &str) -> Result<Vec<CommittedOffset>, MetaError> {
+        self.offsets_with_prefix(prefix.as_bytes())
+    }
+
+    fn offsets_with_prefix(&self, prefix: &[u8]) -> Result<Vec<CommittedOffset>, MetaError> {
+        let cf = self.cf(CF_GROUP_OFFSETS)?;
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward)) {
+        for item in self.db.iterator_cf(cf, IteratorMode::From(prefix, Direction::Forward)) {
             let (key, value) = item.map_err(|e| self.err(e))?;
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(prefix) {
                 break;
             }
             let entry = parse_offset_entry(&key, &value).ok_or_else(|| MetaError::Corrupt {

@@ -75,20 +75,24 @@ impl Member {
         assert!(status.expect("kill runs").success(), "kill -{signal} {}", self.name);
     }
 
-    /// Waits for the process to exit (bounded) and for its output to be read.
-    fn finish(&mut self, wait: Duration) -> Vec<String> {
+    /// Waits for the process to exit (bounded) and for its output to be read; returns how it exited and
+    /// what it printed.
+    fn finish(&mut self, wait: Duration) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = Instant::now() + wait;
-        while self.child.try_wait().expect("waitable").is_none() {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waitable") {
+                break status;
+            }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 panic!("member {} did not exit within {wait:?}", self.name);
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
+        };
         if let Some(r) = self.reader.take() {
             r.join().expect("reader thread");
         }
-        self.printed.lock().unwrap().clone()
+        (status, self.printed.lock().unwrap().clone())
     }
 }
 
@@ -140,10 +144,11 @@ async fn churn(engine: Engine, topic: &str) {
     c.signal("INT");
     producer.await.expect("producer task");
 
-    let killed: Vec<String> = [&mut a, &mut b].into_iter().flat_map(|m| m.finish(Duration::from_secs(5))).collect();
-    let stopped = c.finish(Duration::from_secs(20));
+    let killed: Vec<String> = [&mut a, &mut b].into_iter().flat_map(|m| m.finish(Duration::from_secs(5)).1).collect();
+    let (status, stopped) = c.finish(Duration::from_secs(20));
+    assert!(status.success(), "{topic}: Ctrl-C commits, leaves and exits cleanly: {status}");
     // `d` exits by itself once the topic has been quiet for its timeout.
-    let last = tokio::task::spawn_blocking(move || d.finish(DRAIN_WAIT)).await.unwrap();
+    let (_, last) = tokio::task::spawn_blocking(move || d.finish(DRAIN_WAIT)).await.unwrap();
 
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for v in killed.iter().chain(&stopped).chain(&last) {

@@ -154,6 +154,27 @@ async fn rounds(core: &Core, members: &mut [&mut Member], rounds: usize) {
     }
 }
 
+/// Two members of group `g` on `orders`, joined and settled (each holding its share).
+async fn settled_pair(core: &Core) -> (Member, Member) {
+    let (mut a, mut b) = (Member::new("g", &["orders"]), Member::new("g", &["orders"]));
+    a.heartbeat(core).await;
+    b.heartbeat(core).await;
+    rounds(core, &mut [&mut a, &mut b], 2).await;
+    (a, b)
+}
+
+/// `times` heartbeats of `m`, one every 3 s (as a live member while another has died), checking after each
+/// that `others` and `m` hold no partition twice.
+async fn keep_alive(core: &Core, m: &mut Member, others: &[&Member], times: usize) {
+    for _ in 0..times {
+        sleep(Duration::from_secs(3)).await;
+        m.heartbeat(core).await;
+        let mut all: Vec<&Member> = others.to_vec();
+        all.push(m);
+        assert_exclusive(&all);
+    }
+}
+
 fn code<T: std::fmt::Debug>(r: Result<T, janus_core::BrokerError>) -> ErrorCode {
     r.expect_err("expected an error").code()
 }
@@ -222,10 +243,7 @@ async fn a_clean_leave_hands_partitions_to_the_others_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let t = open(dir.path(), test_config());
     topic(&t.core, "orders", 4).await;
-    let (mut a, mut b) = (Member::new("g", &["orders"]), Member::new("g", &["orders"]));
-    a.heartbeat(&t.core).await;
-    b.heartbeat(&t.core).await;
-    rounds(&t.core, &mut [&mut a, &mut b], 2).await;
+    let (a, mut b) = settled_pair(&t.core).await;
     assert_eq!([a.count(), b.count()], [2, 2]);
     let generation = b.generation;
     t.core.leave_group("g", &a.id, None).await.unwrap();
@@ -244,21 +262,11 @@ async fn a_killed_member_is_expelled_after_its_session_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let t = open(dir.path(), test_config());
     topic(&t.core, "orders", 4).await;
-    let (mut a, mut b) = (Member::new("g", &["orders"]), Member::new("g", &["orders"]));
-    a.heartbeat(&t.core).await;
-    b.heartbeat(&t.core).await;
-    rounds(&t.core, &mut [&mut a, &mut b], 2).await;
+    let (a, mut b) = settled_pair(&t.core).await;
     // `a` dies without leaving; `b` heartbeats every 3 s.
-    for _ in 0..13 {
-        sleep(Duration::from_secs(3)).await;
-        b.heartbeat(&t.core).await;
-        assert_exclusive(&[&a, &b]);
-    }
+    keep_alive(&t.core, &mut b, &[&a], 13).await;
     assert_eq!(b.count(), 2, "39 s in, a's partitions are still a's (session timeout 45 s)");
-    for _ in 0..3 {
-        sleep(Duration::from_secs(3)).await;
-        b.heartbeat(&t.core).await;
-    }
+    keep_alive(&t.core, &mut b, &[], 3).await;
     assert_eq!(b.count(), 4, "48 s in, a was expelled and b reads everything");
     let d = t.core.describe_group("g").await.unwrap();
     assert_eq!(d.members.len(), 1);
@@ -326,10 +334,7 @@ async fn a_zombie_cannot_commit_after_its_partitions_moved() {
     let dir = tempfile::tempdir().unwrap();
     let t = open(dir.path(), test_config());
     topic(&t.core, "orders", 2).await;
-    let (mut a, mut b) = (Member::new("g", &["orders"]), Member::new("g", &["orders"]));
-    a.heartbeat(&t.core).await;
-    b.heartbeat(&t.core).await;
-    rounds(&t.core, &mut [&mut a, &mut b], 2).await;
+    let (a, mut b) = settled_pair(&t.core).await;
     let a_partition = a.owned["orders"][0];
     let b_partition = b.owned["orders"][0];
     t.core.commit_offsets("g", "orders", &[(a_partition, 5)], Some(&a.commit_as())).await.unwrap();
@@ -342,10 +347,7 @@ async fn a_zombie_cannot_commit_after_its_partitions_moved() {
         ErrorCode::UnknownMemberId
     );
     // `a` stalls; after its session timeout `b` owns both partitions.
-    for _ in 0..16 {
-        sleep(Duration::from_secs(3)).await;
-        b.heartbeat(&t.core).await;
-    }
+    keep_alive(&t.core, &mut b, &[], 16).await;
     assert_eq!(b.count(), 2);
     let zombie = t.core.commit_offsets("g", "orders", &[(a_partition, 9)], Some(&a.commit_as())).await;
     assert_eq!(code(zombie), ErrorCode::UnknownMemberId);

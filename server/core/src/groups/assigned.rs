@@ -11,27 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::assignor::{AssignmentInput, MemberSubscription};
-use super::config::GroupConfig;
+use super::coordinator::Env;
 use super::group::{Group, Member, Protocol, Tp, illegal_generation};
 use super::protocol::{GroupMode, GroupState, MemberAssignment, MemberHeartbeat, TopicPartitions};
 use crate::error::{BrokerError, ErrorCode};
-
-/// What a transition needs from outside the group.
-pub(crate) struct Env<'a> {
-    /// The coordinator's clock.
-    pub now: Instant,
-    /// Wall-clock ms (for `emptied_ms`).
-    pub now_ms: i64,
-    /// The settings.
-    pub config: &'a GroupConfig,
-    /// Topic -> partition count, `None` for a topic that does not exist.
-    pub partitions: &'a dyn Fn(&str) -> Option<u32>,
-    /// An id for a member that joins now.
-    pub fresh_id: String,
-}
 
 /// Partitions by topic from a set of pairs.
 pub(crate) fn by_topic(set: &BTreeSet<Tp>) -> TopicPartitions {
@@ -99,7 +83,7 @@ impl Group {
             self.assigned_rebalance(env);
             dirty = true;
         }
-        dirty |= self.grant(&member_id, env.now);
+        dirty |= self.grant(&member_id);
         self.settle();
         let generation = self.generation;
         let member = self.members.get_mut(&member_id).expect("present");
@@ -184,7 +168,7 @@ impl Group {
         env: &Env<'_>,
         rebalance_needed: &mut bool,
     ) -> Result<String, BrokerError> {
-        let id = env.fresh_id.clone();
+        let id = env.fresh_id();
         if let Some(instance) = &hb.instance_id
             && let Some(old_id) = self.static_member(instance).map(str::to_string)
         {
@@ -235,7 +219,7 @@ impl Group {
             return false;
         }
         let subscribed: BTreeSet<&String> = self.members.values().flat_map(|m| &m.topics).collect();
-        subscribed.into_iter().any(|t| (env.partitions)(t) != self.partition_counts.get(t).copied())
+        subscribed.into_iter().any(|t| env.partitions(t) != self.partition_counts.get(t).copied())
     }
 
     /// Membership or subscriptions changed: start the initial delay for a group that was empty, else
@@ -260,7 +244,7 @@ impl Group {
     pub(crate) fn assign(&mut self, env: &Env<'_>) {
         let subscribed: BTreeSet<String> = self.members.values().flat_map(|m| m.topics.iter().cloned()).collect();
         let counts: BTreeMap<String, u32> =
-            subscribed.into_iter().filter_map(|t| (env.partitions)(&t).map(|n| (t, n))).collect();
+            subscribed.into_iter().filter_map(|t| env.partitions(&t).map(|n| (t, n))).collect();
         let (assignor, mode) = match &self.protocol {
             Some(Protocol::Assigned { assignor, mode }) => (*assignor, *mode),
             _ => (Default::default(), GroupMode::Clustering),
@@ -325,7 +309,7 @@ impl Group {
     }
 
     /// Grants `member_id` the partitions of its target no other member holds; true if any.
-    fn grant(&mut self, member_id: &str, _now: Instant) -> bool {
+    fn grant(&mut self, member_id: &str) -> bool {
         if self.state == GroupState::PreparingRebalance {
             return false;
         }

@@ -48,7 +48,8 @@ pub struct AssignmentInput<'a> {
 pub type Assignment = BTreeMap<String, BTreeSet<(String, u32)>>;
 
 /// A partition assignment strategy; see the module documentation for what each does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Assignor {
     /// Contiguous ranges of each topic's partitions (Kafka's `range`, its default).
     #[default]

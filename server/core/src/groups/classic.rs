@@ -10,7 +10,7 @@
 
 use bytes::Bytes;
 
-use super::assigned::Env;
+use super::coordinator::Env;
 use super::group::{Group, JoinWaiter, Member, Protocol, SyncWaiter, illegal_generation, unknown_member};
 use super::protocol::{
     GroupState, JoinGroupRequest, JoinGroupResponse, JoinOutcome, JoinedMember, SyncGroupRequest, SyncGroupResponse,
@@ -53,7 +53,7 @@ impl Group {
             {
                 return Ok(self.replace_static(&old_id, req, protocols, waiter, env));
             }
-            let id = env.fresh_id.clone();
+            let id = env.fresh_id();
             if self.members.len() + self.pending.len() >= env.config.max_members {
                 return Err(BrokerError::new(
                     ErrorCode::LimitExceeded,
@@ -186,7 +186,7 @@ impl Group {
         waiter: JoinWaiter,
         env: &Env<'_>,
     ) -> bool {
-        let id = env.fresh_id.clone();
+        let id = env.fresh_id();
         let mut member = self.members.remove(old_id).expect("found by instance id");
         let group = self.name.clone();
         let instance = req.instance_id.clone().unwrap_or_default();

@@ -15,7 +15,6 @@ use janus_api::now_ms;
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use super::assigned::Env;
 use super::config::GroupConfig;
 use super::group::Group;
 use super::protocol::GroupState;
@@ -36,6 +35,34 @@ pub struct Coordinator {
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// What a group transition needs from outside the group: the time, the settings, partition counts and
+/// new member ids (made only when a transition asks for one).
+pub(crate) struct Env<'a> {
+    /// The coordinator's clock.
+    pub now: Instant,
+    /// Wall-clock ms (for `emptied_ms`).
+    pub now_ms: i64,
+    /// The settings.
+    pub config: &'a GroupConfig,
+    coordinator: &'a Coordinator,
+    client_id: &'a str,
+}
+
+impl Env<'_> {
+    /// A topic's partition count; `None` for a topic that does not exist.
+    pub fn partitions(&self, topic: &str) -> Option<u32> {
+        self.coordinator.registry.topic(topic).ok().map(|t| t.partitions)
+    }
+
+    /// A new member id: the client id, this broker's incarnation and a counter.
+    pub fn fresh_id(&self) -> String {
+        let n = self.coordinator.next_id.fetch_add(1, Ordering::Relaxed);
+        let prefix: String = self.client_id.chars().filter(|c| !c.is_control()).take(64).collect();
+        let prefix = if prefix.is_empty() { "member" } else { &prefix };
+        format!("{prefix}-{:x}-{n}", self.coordinator.incarnation)
     }
 }
 
@@ -78,12 +105,9 @@ impl Coordinator {
         self.groups.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A new member id: the client id, this broker's incarnation and a counter.
-    fn fresh_id(&self, client_id: &str) -> String {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let prefix: String = client_id.chars().filter(|c| !c.is_control()).take(64).collect();
-        let prefix = if prefix.is_empty() { "member".to_string() } else { prefix };
-        format!("{prefix}-{:x}-{n}", self.incarnation)
+    /// The context of transitions run now for a client named `client_id`.
+    fn env<'a>(&'a self, client_id: &'a str) -> Env<'a> {
+        Env { now: Instant::now(), now_ms: now_ms(), config: &self.config, coordinator: self, client_id }
     }
 
     /// Runs `f` on group `name` (created empty when `create` and it does not exist; otherwise
@@ -97,16 +121,7 @@ impl Coordinator {
         missing: impl FnOnce() -> BrokerError,
         f: impl FnOnce(&mut Group, &Env<'_>) -> Result<(T, bool), BrokerError>,
     ) -> Result<T, BrokerError> {
-        let now = Instant::now();
-        let registry = Arc::clone(&self.registry);
-        let partitions = move |t: &str| registry.topic(t).ok().map(|t| t.partitions);
-        let env = Env {
-            now,
-            now_ms: now_ms(),
-            config: &self.config,
-            partitions: &partitions,
-            fresh_id: self.fresh_id(client_id),
-        };
+        let env = self.env(client_id);
         let mut groups = self.lock();
         let created = !groups.contains_key(name);
         if created && !create {
@@ -119,10 +134,9 @@ impl Coordinator {
         if created && group.members.is_empty() && group.pending.is_empty() {
             groups.remove(name);
         } else if changed {
+            // Gauges change only with the group, so a heartbeat that changes nothing records nothing.
+            publish(group);
             self.store(group)?;
-        }
-        if let Some(g) = groups.get(name) {
-            publish(g);
         }
         drop(groups);
         self.wake.notify_one();
@@ -162,10 +176,7 @@ impl Coordinator {
 
     /// Expires what is due in every group; returns the next instant something falls due.
     pub fn tick(&self) -> Option<Instant> {
-        let now = Instant::now();
-        let registry = Arc::clone(&self.registry);
-        let partitions = move |t: &str| registry.topic(t).ok().map(|t| t.partitions);
-        let env = Env { now, now_ms: now_ms(), config: &self.config, partitions: &partitions, fresh_id: String::new() };
+        let env = self.env("");
         let mut groups = self.lock();
         let mut next: Option<Instant> = None;
         for group in groups.values_mut() {

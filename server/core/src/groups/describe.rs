@@ -88,7 +88,7 @@ impl Core {
                     .into_iter()
                     .map(|o| (None, o.topic, o.partition, o.offset))
                     .collect();
-                for o in r.meta().all_offsets()? {
+                for o in r.meta().offsets_of_groups_starting_with(&prefix)? {
                     if let Some(owner) = o.group.strip_prefix(&prefix) {
                         offsets.push((Some(owner.to_string()), o.topic, o.partition, o.offset));
                     }

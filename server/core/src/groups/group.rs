@@ -24,7 +24,6 @@ pub(crate) enum Protocol {
     /// janus.v1: the broker assigns.
     Assigned {
         /// The assignor.
-        #[serde(with = "assignor_name")]
         assignor: Assignor,
         /// Clustering or broadcasting.
         mode: GroupMode,
@@ -38,41 +37,6 @@ pub(crate) enum Protocol {
         /// The leader's member id.
         leader: Option<String>,
     },
-}
-
-mod state_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::GroupState;
-
-    pub fn serialize<S: Serializer>(state: &GroupState, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(state.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<GroupState, D::Error> {
-        let name = String::deserialize(d)?;
-        Ok(match name.as_str() {
-            "PreparingRebalance" => GroupState::PreparingRebalance,
-            "CompletingRebalance" => GroupState::CompletingRebalance,
-            "Stable" => GroupState::Stable,
-            _ => GroupState::Empty,
-        })
-    }
-}
-
-mod assignor_name {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use super::Assignor;
-
-    pub fn serialize<S: Serializer>(a: &Assignor, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(a.name())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Assignor, D::Error> {
-        let name = String::deserialize(d)?;
-        Assignor::parse(&name).map_err(serde::de::Error::custom)
-    }
 }
 
 /// A classic member waiting for its JoinGroup or SyncGroup answer.
@@ -174,7 +138,7 @@ pub(crate) struct Group {
     /// When it last became empty, in ms since the epoch.
     pub emptied_ms: Option<i64>,
     /// Stored so that a classic group caught mid-rebalance by a restart rebalances again.
-    #[serde(default = "empty_state", with = "state_name")]
+    #[serde(default = "empty_state")]
     pub state: GroupState,
     /// Broker-assigned: the end of the initial-delay window. Classic: the end of the join or sync phase.
     #[serde(skip)]

@@ -10,6 +10,8 @@
 //! Broadcasting groups keep one set of offsets per member, stored under `<group>\u{1}<instance or
 //! client id>` (a name no group can have, since group names cannot contain control characters).
 
+use std::collections::BTreeMap;
+
 use janus_api::{TopicPartition, now_ms};
 
 use super::group::{Protocol, unknown_member};
@@ -213,28 +215,26 @@ impl Core {
         self.blocking(move |r| {
             let now = now_ms();
             let mut removed = Vec::new();
-            let mut last_active: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+            // Per group: its offsets namespaces (its own and its broadcasting members') and when it was
+            // last active, from one read of the stored groups.
+            let mut groups: BTreeMap<String, (Vec<String>, i64)> = BTreeMap::new();
             for namespace in r.meta().groups()? {
                 let base = namespace.split(BROADCAST_SEPARATOR).next().unwrap_or_default().to_string();
                 let updated = r.meta().group_state(&namespace)?.map_or(0, |s| s.updated_ms);
-                let e = last_active.entry(base).or_insert(0);
-                *e = (*e).max(updated);
+                let (namespaces, last) = groups.entry(base).or_default();
+                namespaces.push(namespace);
+                *last = (*last).max(updated);
             }
             for (name, emptied) in coordinator.read_all(|g| (g.name.clone(), g.emptied_ms)) {
-                let e = last_active.entry(name).or_insert(0);
-                *e = (*e).max(emptied.unwrap_or(0));
+                let (_, last) = groups.entry(name).or_default();
+                *last = (*last).max(emptied.unwrap_or(0));
             }
-            for (group, last) in last_active {
-                if now - last < retention {
+            for (group, (namespaces, last)) in groups {
+                if now - last < retention || !coordinator.forget_if_empty(&group)? {
                     continue;
                 }
-                if !coordinator.forget_if_empty(&group)? {
-                    continue;
-                }
-                for namespace in r.meta().groups()? {
-                    if namespace == group || namespace.starts_with(&format!("{group}{BROADCAST_SEPARATOR}")) {
-                        r.meta().delete_group_offsets(&namespace)?;
-                    }
+                for namespace in namespaces {
+                    r.meta().delete_group_offsets(&namespace)?;
                 }
                 tracing::info!(group = %group, "offsets expired: the group had no members for offsets.retention.ms");
                 removed.push(group);

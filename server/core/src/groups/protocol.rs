@@ -39,8 +39,8 @@ impl GroupMode {
     }
 }
 
-/// Kafka's classic group states.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Kafka's classic group states (stored by their names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum GroupState {
     /// No members (committed offsets may remain).
     Empty,
