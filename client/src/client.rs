@@ -45,7 +45,7 @@ impl Default for ClientOptions {
 /// A connection to one broker; cheap to clone (clones share the HTTP/2 connection).
 #[derive(Debug, Clone)]
 pub struct Client {
-    channel: Channel,
+    pub(crate) channel: Channel,
     url: String,
     options: ClientOptions,
 }

@@ -32,6 +32,7 @@ mod client;
 pub mod consumer;
 pub mod error;
 mod groups;
+pub mod messaging;
 pub mod producer;
 pub mod record;
 pub mod types;
@@ -42,6 +43,7 @@ pub use error::{ClientError, Code};
 /// Kafka's default partitioner (murmur2 of the key), which the producer uses for keyed records.
 pub use janus_codec::partitioner;
 pub use janus_proto::v1 as proto;
+pub use messaging::{Delivery, Lookup, ReceiveOptions, ReceivedMessage};
 pub use producer::{
     DeliveryFuture, Producer, ProducerConfig, RecordCompression, RequestObserver, RequestReport, SendMode, WireFormat,
 };

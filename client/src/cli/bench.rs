@@ -218,6 +218,7 @@ async fn produce(client: &Client, args: BenchProduceArgs) -> Result<Report, CliE
         compression: Some(args.compression),
         mode,
         observer: Some(observer),
+        message_ids: args.message_ids,
         ..ProducerConfig::default()
     };
     let producer = client.producer(config);

@@ -7,6 +7,8 @@ mod bench;
 mod broker_cpu;
 mod consume;
 mod group;
+mod messaging;
+pub mod messaging_args;
 mod output;
 mod produce;
 mod topic;
@@ -107,5 +109,9 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Consume(args) => consume::run(&client, args, io).await,
         Command::Group(cmd) => group::run(&client, cmd, io).await,
         Command::Bench(cmd) => bench::run(&client, cmd, io).await,
+        Command::Receive(args) => messaging::receive(&client, args, io).await,
+        Command::Dlq(cmd) => messaging::dlq(&client, cmd, io).await,
+        Command::Message(cmd) => messaging::message(&client, cmd, io).await,
+        Command::Timer(cmd) => messaging::timer(&client, cmd, io).await,
     }
 }

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 
 use bytes::Bytes;
+use janus_proto::v1 as pb;
 
 use super::args::ProduceArgs;
 use super::{CliError, Io};
@@ -14,9 +15,6 @@ use crate::record::ProducerRecord;
 use crate::types::Append;
 
 pub(crate) async fn run(client: &Client, args: ProduceArgs, io: &mut Io<'_>) -> Result<(), CliError> {
-    let config =
-        ProducerConfig { wait_durable: args.durable, compression: Some(args.compression), ..ProducerConfig::default() };
-    let producer = client.producer(config);
     let template = template(&args);
     let mut file_reader;
     let input: &mut dyn BufRead = match &args.file {
@@ -27,6 +25,29 @@ pub(crate) async fn run(client: &Client, args: ProduceArgs, io: &mut Io<'_>) -> 
         }
         None => &mut *io.stdin,
     };
+    if let Some(when) = super::messaging::delivery(&args.schedule) {
+        let message = pb::Message {
+            key: template.key.clone(),
+            value: None,
+            headers: template.headers.iter().map(|(k, v)| pb::Header { key: k.clone(), value: v.clone() }).collect(),
+            timestamp_ms: 0,
+        };
+        let (topic, partition) = (args.topic.clone(), args.partition);
+        return super::messaging::produce_scheduled(
+            client,
+            &topic,
+            partition,
+            &message,
+            input,
+            when,
+            args.durable,
+            &mut *io.stdout,
+        )
+        .await;
+    }
+    let config =
+        ProducerConfig { wait_durable: args.durable, compression: Some(args.compression), ..ProducerConfig::default() };
+    let producer = client.producer(config);
     let mut line = Vec::new();
     let mut sent = 0u64;
     loop {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use janus_codec::message_id::new_message_id;
 use janus_codec::{Header, NewRecord, RecordBatch};
 use janus_proto::v1 as pb;
 use tokio::sync::OwnedSemaphorePermit;
@@ -12,6 +13,9 @@ use tokio::sync::watch;
 use super::config::{RecordCompression, WireFormat};
 use super::delivery::{BatchAck, Outcome, OutcomeSender, outcome_channel};
 use crate::error::Result;
+
+/// RocketMQ's message id header.
+const UNIQ_KEY: &str = "UNIQ_KEY";
 
 /// How sealed batches become requests.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +26,9 @@ pub(crate) struct RequestShape {
     pub format: WireFormat,
     /// The codec of client-built batches.
     pub compression: RecordCompression,
+    /// Give each message of a client-built batch a message id (`UNIQ_KEY` header) unless it has one (the
+    /// broker adds ids to per-record messages itself).
+    pub message_ids: bool,
 }
 
 /// Messages for one partition plus what is needed to acknowledge them.
@@ -91,9 +98,17 @@ impl Batch {
             messages: Vec::new(),
             wait_durable: shape.wait_durable,
             batches: Vec::new(),
+            ..Default::default()
         };
         if shape.format == WireFormat::Batches {
-            let records = new_records(&self.messages, wall_clock_ms());
+            let mut records = new_records(&self.messages, wall_clock_ms());
+            if shape.message_ids {
+                for r in &mut records {
+                    if !r.headers.iter().any(|h| h.key == UNIQ_KEY) {
+                        r.headers.push(Header::new(UNIQ_KEY, Bytes::from(new_message_id())));
+                    }
+                }
+            }
             if let Ok(batches) = RecordBatch::build_within(&records, self.max_batch_bytes, shape.compression) {
                 request.partition = None;
                 request.batches =

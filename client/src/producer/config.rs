@@ -82,6 +82,9 @@ pub struct ProducerConfig {
     pub stream_time: Duration,
     /// Called after every request (e.g. to record latencies).
     pub observer: Option<RequestObserver>,
+    /// Give every message a message id (RocketMQ's `UNIQ_KEY` header) unless it has one (default on; the
+    /// id makes it findable with `janus message show --id` and is what dead letters and retries name).
+    pub message_ids: bool,
 }
 
 impl Default for ProducerConfig {
@@ -99,6 +102,7 @@ impl Default for ProducerConfig {
             stream_bytes: 16 * 1024 * 1024,
             stream_time: Duration::from_millis(100),
             observer: None,
+            message_ids: true,
         }
     }
 }
@@ -118,6 +122,7 @@ impl fmt::Debug for ProducerConfig {
             .field("stream_bytes", &self.stream_bytes)
             .field("stream_time", &self.stream_time)
             .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
+            .field("message_ids", &self.message_ids)
             .finish()
     }
 }

@@ -104,6 +104,7 @@ impl Producer {
                 wait_durable: config.wait_durable,
                 format: config.format,
                 compression: config.record_compression,
+                message_ids: config.message_ids,
             },
             max_in_flight: config.max_in_flight.max(1),
             stream_bytes: config.stream_bytes,

@@ -31,7 +31,7 @@ pub use durable::{Durable, FlushTracker};
 pub use engine::{Appended, Compaction, Engine, KeyLookup, Offsets, RetentionReport, TagFilter};
 pub use error::{IoResultExt, StorageError};
 pub use slice::{MappedRegion, ReadSlice};
-pub use topic::{EngineKind, TopicPartition, TopicSpec, validate_topic_name};
+pub use topic::{EngineKind, INTERNAL_TOPIC_PREFIXES, TopicPartition, TopicSpec, validate_topic_name};
 
 /// Milliseconds since the Unix epoch, the timestamp unit of every record.
 pub fn now_ms() -> i64 {

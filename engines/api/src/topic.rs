@@ -102,15 +102,26 @@ impl TopicSpec {
     }
 }
 
-/// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Prefixes of the topics the broker creates for RocketMQ delivery (`%RETRY%<group>+<topic>`,
+/// `%DLQ%<group>`); users cannot create names that start with `%`.
+pub const INTERNAL_TOPIC_PREFIXES: [&str; 2] = ["%RETRY%", "%DLQ%"];
+
+/// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, not `.` or `..`;
+/// the broker's internal names (an [`INTERNAL_TOPIC_PREFIXES`] prefix, then those characters and `+`) too.
 pub fn validate_topic_name(name: &str) -> Result<(), StorageError> {
+    let (body, extra) = match INTERNAL_TOPIC_PREFIXES.iter().find_map(|p| name.strip_prefix(p)) {
+        Some(rest) => (rest, b'+'),
+        None => (name, b'.'),
+    };
     let reason = if name.is_empty() {
         Some("the name is empty")
     } else if name.len() > MAX_TOPIC_NAME_LEN {
         Some("the name is longer than 249 characters")
     } else if name == "." || name == ".." {
         Some("'.' and '..' are not allowed")
-    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-') {
+    } else if body.is_empty()
+        || !body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-' || b == extra)
+    {
         Some("only ASCII letters, digits, '.', '_' and '-' are allowed")
     } else {
         None
@@ -130,7 +141,10 @@ mod tests {
         for ok in ["a", "orders", "Orders.v2", "a_b-c", &"x".repeat(249)] {
             assert!(validate_topic_name(ok).is_ok(), "{ok} should be accepted");
         }
-        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(250)] {
+        for ok in ["%DLQ%group-1", "%RETRY%g+orders.v2"] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok} should be accepted");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", "ü", &"x".repeat(250), "%x", "a+b", "%DLQ%", "%DLQ%a/b"] {
             let err = validate_topic_name(bad).unwrap_err();
             assert!(matches!(err, StorageError::InvalidTopicName { .. }), "{bad}: {err}");
         }

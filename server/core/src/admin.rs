@@ -30,6 +30,11 @@ impl Core {
         partitions: u32,
         overrides: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, BrokerError> {
+        if name.starts_with('%') {
+            return Err(BrokerError::invalid(format!(
+                "topic names starting with '%' are reserved for the broker's retry and dead-letter topics: '{name}'"
+            )));
+        }
         self.blocking(move |r| r.create_topic(&name, engine, partitions, overrides)).await
     }
 

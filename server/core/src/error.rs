@@ -63,6 +63,15 @@ pub enum ErrorCode {
     InvalidSessionTimeout = 23,
     /// The member does not own the partition it commits for in the current generation.
     PartitionNotAssigned = 24,
+    /// A delay level, delay or delivery time that is malformed or beyond `timer.max.delay.ms`.
+    InvalidDelivery = 25,
+    /// A receipt handle that is malformed, forged, from another group, or no longer current (acknowledged,
+    /// timed out, or replaced by a change of its invisible duration).
+    InvalidReceiptHandle = 26,
+    /// An invisible duration outside the allowed range.
+    InvalidInvisibleTime = 27,
+    /// No message or pending timer has the id or key asked for.
+    UnknownMessage = 28,
 }
 
 impl ErrorCode {
@@ -98,6 +107,10 @@ impl ErrorCode {
             ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
             ErrorCode::PartitionNotAssigned => "PARTITION_NOT_ASSIGNED",
+            ErrorCode::InvalidDelivery => "INVALID_DELIVERY",
+            ErrorCode::InvalidReceiptHandle => "INVALID_RECEIPT_HANDLE",
+            ErrorCode::InvalidInvisibleTime => "INVALID_INVISIBLE_TIME",
+            ErrorCode::UnknownMessage => "UNKNOWN_MESSAGE",
         }
     }
 }
@@ -222,6 +235,10 @@ mod tests {
             (ErrorCode::InconsistentGroupProtocol, 22),
             (ErrorCode::InvalidSessionTimeout, 23),
             (ErrorCode::PartitionNotAssigned, 24),
+            (ErrorCode::InvalidDelivery, 25),
+            (ErrorCode::InvalidReceiptHandle, 26),
+            (ErrorCode::InvalidInvisibleTime, 27),
+            (ErrorCode::UnknownMessage, 28),
         ];
         for (code, n) in expected {
             assert_eq!(code.number(), n, "{code}");

@@ -6,6 +6,7 @@
 //! | [`produce`] | routing, partitioning, validation, batching, appends, durability waits |
 //! | [`fetch`] | reads with tag filters, long-poll waits, positions, subscriptions |
 //! | [`groups`] | consumer groups: the coordinator (membership, generations, assignment) and fenced offsets |
+//! | [`messaging`] | RocketMQ delivery: delayed and timed messages, receive/ack, retry and dead letters, lookup by id or key |
 //! | [`admin`] | topic administration |
 //! | [`maintenance`] | retention, compaction and lag passes the runtime schedules |
 //! | [`meta`] | the RocksDB metadata store |
@@ -25,6 +26,7 @@ pub mod fetch;
 pub mod groups;
 pub mod limits;
 pub mod maintenance;
+pub mod messaging;
 pub mod meta;
 pub mod metrics;
 pub mod produce;
@@ -41,12 +43,13 @@ pub use error::{BrokerError, ErrorCode};
 pub use fetch::{
     FetchLimits, FetchRequest, FetchResult, Fetched, Position, RecordFormat, SubscribeRequest, Subscription,
 };
-pub use produce::{PartitionAppend, PartitionBatches, ProduceBatchesRequest, ProduceRequest};
+pub use produce::{PartitionAppend, PartitionBatches, ProduceBatchesRequest, ProduceOutcome, ProduceRequest};
 use tokio::sync::watch;
 
 use crate::disk::DiskGuard;
 use crate::groups::{Coordinator, GroupConfig};
 use crate::limits::{BlockingPool, InflightLimiter, InflightPermit};
+use crate::messaging::{Messaging, MessagingConfig};
 use crate::topics::{Registry, Topic};
 
 /// The handle every face holds: topics and engines, budgets, the blocking pool, the shutdown signal.
@@ -60,6 +63,7 @@ pub struct Core {
     shutdown: watch::Receiver<bool>,
     subscribe_buffered: Arc<AtomicU64>,
     coordinator: Arc<Coordinator>,
+    messaging: Arc<Messaging>,
 }
 
 impl std::fmt::Debug for Core {
@@ -71,7 +75,8 @@ impl std::fmt::Debug for Core {
 impl Core {
     /// A core over an opened registry whose writes `disk` guards; `shutdown` turns true when the broker
     /// shuts down (long-polls answer, subscriptions end). Opens the group coordinator over the stored
-    /// groups (the caller runs [`Coordinator::run_timers`]).
+    /// groups (the caller runs [`Coordinator::run_timers`]) and the messaging layer over the stored timers
+    /// (the caller runs [`Core::run_timer_delivery`] and [`Core::run_lease_tasks`]).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         registry: Arc<Registry>,
@@ -80,9 +85,12 @@ impl Core {
         fetch_limits: FetchLimits,
         disk: Arc<DiskGuard>,
         groups: GroupConfig,
+        messaging: MessagingConfig,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, BrokerError> {
         let coordinator = Arc::new(Coordinator::open(Arc::clone(&registry), groups)?);
+        let pending_timers = registry.meta().count_timers()?;
+        let messaging = Arc::new(Messaging::new(messaging, pending_timers));
         Ok(Core {
             registry,
             limiter,
@@ -92,7 +100,13 @@ impl Core {
             shutdown,
             subscribe_buffered: Arc::new(AtomicU64::new(0)),
             coordinator,
+            messaging,
         })
+    }
+
+    /// The messaging layer (timers, leases).
+    pub fn messaging(&self) -> &Arc<Messaging> {
+        &self.messaging
     }
 
     /// The group coordinator.

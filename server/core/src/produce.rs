@@ -6,6 +6,11 @@
 //! and header here and leaves the CRC and record checks to the engine's `append` (which runs on the
 //! blocking pool), so no message is decoded or re-encoded on the way to storage.
 //!
+//! Every message of [`Core::produce`] gets a message id (`UNIQ_KEY` header) unless it has one; a message
+//! with a schedule (the request's, or its `DELAY`/`TIMER_*` properties) due later goes to the timer store
+//! instead of its partition (see [`crate::messaging::timers`]). Client-built batches are appended as they
+//! are: their producer gives them ids (the client library does), and schedules need the per-message path.
+//!
 //! Routing: an explicit partition wins; else Kafka's murmur2 of the key; keyless messages of one request
 //! all go to one partition and the next request's to the next one. Appends to different partitions are not
 //! atomic: if one fails, the request fails and the partitions appended before it keep their messages (a
@@ -18,11 +23,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use janus_api::{Appended, Compression, Durable, NewRecord, RecordBatch, TopicPartition, now_ms};
 use janus_codec::batch::split_batches;
+use janus_codec::message_id::new_message_id;
 use janus_codec::partitioner::partition_for_key;
 
 use crate::Core;
 use crate::error::{BrokerError, ErrorCode};
 use crate::limits::InflightPermit;
+use crate::messaging::{Schedule, ScheduledMessage, header_value};
+use crate::meta::timers::TimerEntry;
 use crate::metrics;
 use crate::topics::Topic;
 
@@ -37,6 +45,19 @@ pub struct ProduceRequest {
     pub messages: Vec<NewRecord>,
     /// Answer only once the messages are durable under the topic's flush policy.
     pub wait_durable: bool,
+    /// Deliver every message later (else each message's own `DELAY`/`TIMER_*` properties decide).
+    pub schedule: Option<Schedule>,
+}
+
+/// What a produce request did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProduceOutcome {
+    /// Where the messages appended now went.
+    pub appends: Vec<PartitionAppend>,
+    /// The id of every message, in request order.
+    pub message_ids: Vec<String>,
+    /// The messages scheduled for later, in request order.
+    pub scheduled: Vec<ScheduledMessage>,
 }
 
 /// Client-built Kafka RecordBatch v2 batches for one partition, back to back.
@@ -71,7 +92,7 @@ pub struct PartitionAppend {
 }
 
 /// Builds `records` into batches each within `max` bytes; a single record that cannot fit is refused.
-fn build_batches(topic: &str, records: &[NewRecord], max: usize) -> Result<Vec<RecordBatch>, BrokerError> {
+pub(crate) fn build_batches(topic: &str, records: &[NewRecord], max: usize) -> Result<Vec<RecordBatch>, BrokerError> {
     RecordBatch::build_within(records, max, Compression::None).map_err(|e| match e {
         janus_api::BatchError::TooLarge { size, .. } => BrokerError::new(
             ErrorCode::MessageTooLarge,
@@ -138,7 +159,8 @@ fn split_client_batches(
 
 /// Groups the request's messages by partition, in request order within each partition, giving timestamps
 /// of 0 the broker's clock.
-fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<NewRecord>>, BrokerError> {
+/// Each message is kept with its index in the request.
+fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<(usize, NewRecord)>>, BrokerError> {
     if req.messages.is_empty() {
         return Err(BrokerError::invalid("the produce request has no messages"));
     }
@@ -147,7 +169,7 @@ fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<NewReco
     }
     let now = now_ms();
     let keyless = req.partition.unwrap_or_else(|| topic.spreader.pick(topic.partitions));
-    let mut by_partition: BTreeMap<u32, Vec<NewRecord>> = BTreeMap::new();
+    let mut by_partition: BTreeMap<u32, Vec<(usize, NewRecord)>> = BTreeMap::new();
     for (i, mut m) in req.messages.into_iter().enumerate() {
         if m.timestamp_ms < 0 {
             return Err(BrokerError::invalid(format!(
@@ -163,7 +185,7 @@ fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<NewReco
         if m.timestamp_ms == 0 {
             m.timestamp_ms = now;
         }
-        by_partition.entry(partition).or_default().push(m);
+        by_partition.entry(partition).or_default().push((i, m));
     }
     Ok(by_partition)
 }
@@ -174,21 +196,60 @@ impl Core {
     pub async fn produce(
         &self,
         admission: InflightPermit,
-        req: ProduceRequest,
-    ) -> Result<Vec<PartitionAppend>, BrokerError> {
+        mut req: ProduceRequest,
+    ) -> Result<ProduceOutcome, BrokerError> {
         let _admission = admission;
         let topic = self.topic(&req.topic)?;
         self.disk.check(topic.engine)?;
         let wait_durable = req.wait_durable;
         let max = topic.config().max_message_bytes as usize;
+        let message_ids: Vec<String> = req.messages.iter_mut().map(ensure_message_id).collect();
+        let now = now_ms();
+        let config = self.messaging.config();
+        let mut dues = Vec::with_capacity(req.messages.len());
+        for (i, m) in req.messages.iter().enumerate() {
+            let due = match req.schedule.map_or_else(|| Schedule::from_headers(&m.headers), |s| Ok(Some(s))) {
+                Ok(Some(s)) => Some(s.due_ms(now, &config.delay_levels_ms, config.timer_max_delay_ms)?),
+                Ok(None) => None,
+                Err(e) => return Err(BrokerError::new(e.code(), format!("message {i}: {}", e.message()))),
+            };
+            dues.push(due.filter(|d| *d > now));
+        }
         let routed = route(&topic, req)?;
         let mut batches: Vec<(u32, RecordBatch)> = Vec::new();
-        for (partition, records) in &routed {
-            let built = build_batches(&topic.name, records, max)?;
-            batches.extend(built.into_iter().map(|b| (*partition, b)));
+        let mut timers: Vec<TimerEntry> = Vec::new();
+        for (partition, records) in routed {
+            let mut now_records = Vec::with_capacity(records.len());
+            for (i, record) in records {
+                match dues[i] {
+                    Some(due_ms) => timers.push(TimerEntry {
+                        due_ms,
+                        id: message_ids[i].clone(),
+                        topic: topic.name.clone(),
+                        partition,
+                        record,
+                    }),
+                    None => now_records.push(record),
+                }
+            }
+            if !now_records.is_empty() {
+                let built = build_batches(&topic.name, &now_records, max)?;
+                batches.extend(built.into_iter().map(|b| (partition, b)));
+            }
         }
-        drop(routed);
-        self.append_and_wait(topic, batches, wait_durable).await
+        for t in &timers {
+            // Checked now, so a message that could never be appended is refused rather than dropped later.
+            build_batches(&topic.name, std::slice::from_ref(&t.record), max)?;
+        }
+        let mut scheduled: Vec<ScheduledMessage> = timers
+            .iter()
+            .map(|t| ScheduledMessage { message_id: t.id.clone(), partition: t.partition, deliver_at_ms: t.due_ms })
+            .collect();
+        scheduled.sort_by_key(|s| message_ids.iter().position(|id| *id == s.message_id));
+        self.schedule(timers, wait_durable).await?;
+        let appends =
+            if batches.is_empty() { Vec::new() } else { self.append_and_wait(topic, batches, wait_durable).await? };
+        Ok(ProduceOutcome { appends, message_ids, scheduled })
     }
 
     /// Produces client-built batches (the fast path): checked and appended as they are, without decoding
@@ -209,7 +270,7 @@ impl Core {
     }
 
     /// Appends `batches` on the blocking pool and, when asked, waits until they are durable.
-    async fn append_and_wait(
+    pub(crate) async fn append_and_wait(
         &self,
         topic: Arc<Topic>,
         batches: Vec<(u32, RecordBatch)>,
@@ -236,6 +297,16 @@ impl Core {
         }
         Ok(appends)
     }
+}
+
+/// The message's id: its `UNIQ_KEY` header, added if missing.
+fn ensure_message_id(m: &mut NewRecord) -> String {
+    if let Some(id) = header_value(&m.headers, janus_api::headers::UNIQ_KEY).filter(|id| !id.is_empty()) {
+        return id.to_string();
+    }
+    let id = new_message_id();
+    m.headers.push(janus_api::Header::new(janus_api::headers::UNIQ_KEY, Bytes::from(id.clone())));
+    id
 }
 
 /// Merges appends of one partition whose offsets follow each other into one range, keeping order.

@@ -132,6 +132,7 @@ impl Broker {
             },
             Arc::new(disk),
             config.groups.group_config(),
+            config.messaging.messaging_config(),
             shutdown_rx.clone(),
         )?;
 
@@ -146,6 +147,10 @@ impl Broker {
         let mut tasks = Tasks::default();
         tasks.spawn("metrics endpoint", metrics::serve(metrics_listener, prometheus.clone(), shutdown_rx.clone()));
         tasks.spawn("group timers", Arc::clone(core.coordinator()).run_timers(shutdown_rx.clone()));
+        let c = core.clone();
+        tasks.spawn("timer delivery", async move { c.run_timer_delivery().await });
+        let c = core.clone();
+        tasks.spawn("leases", async move { c.run_lease_tasks().await });
         tasks.spawn(
             "retention",
             retention_loop(core.clone(), Duration::from_millis(config.retention_check_interval_ms)),

@@ -32,6 +32,7 @@ pub fn install() -> Option<PrometheusHandle> {
             match metrics::set_global_recorder(recorder) {
                 Ok(()) => {
                     janus_core::metrics::describe();
+                    janus_core::messaging::metrics::describe();
                     Some(handle)
                 }
                 Err(_) => {

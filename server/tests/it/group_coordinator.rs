@@ -57,6 +57,7 @@ fn open(dir: &Path, config: GroupConfig) -> TestCore {
         FetchLimits { default_fetch_bytes: 1 << 20, max_fetch_bytes: 8 << 20, max_fetch_wait_ms: 1000 },
         Arc::new(disk),
         config,
+        janus_core::messaging::MessagingConfig::default(),
         rx.clone(),
     )
     .unwrap();

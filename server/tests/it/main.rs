@@ -31,4 +31,5 @@ mod hostile;
 mod janusd_binary;
 mod layers;
 mod limits_metrics;
+mod messaging;
 mod restart;

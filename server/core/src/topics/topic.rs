@@ -31,6 +31,8 @@ pub struct Topic {
     pub(crate) settings: RwLock<TopicSettings>,
     /// Per partition: the log end offset after the latest append, watched by long-polls and subscriptions.
     ends: Vec<watch::Sender<i64>>,
+    /// Bumped after every append to any partition (receivers of a whole topic wait on it).
+    appends: watch::Sender<u64>,
     /// Where keyless messages go.
     pub spreader: KeylessSpreader,
     deleted: AtomicBool,
@@ -55,6 +57,7 @@ impl Topic {
             partitions,
             settings: RwLock::new(settings),
             ends: (0..partitions).map(|_| watch::Sender::new(0)).collect(),
+            appends: watch::Sender::new(0),
             spreader: KeylessSpreader::starting_at(seed),
             deleted: AtomicBool::new(false),
         }
@@ -88,7 +91,7 @@ impl Topic {
     /// Tells waiters of `partition` that it now ends at `log_end`.
     pub fn notify_append(&self, partition: u32, log_end: i64) {
         if let Some(tx) = self.ends.get(partition as usize) {
-            tx.send_if_modified(|end| {
+            let moved = tx.send_if_modified(|end| {
                 if log_end > *end {
                     *end = log_end;
                     true
@@ -96,7 +99,15 @@ impl Topic {
                     false
                 }
             });
+            if moved {
+                self.appends.send_modify(|n| *n = n.wrapping_add(1));
+            }
         }
+    }
+
+    /// A receiver that changes after every append to any partition.
+    pub fn watch_appends(&self) -> watch::Receiver<u64> {
+        self.appends.subscribe()
     }
 
     /// Marks the topic deleted and wakes every waiter, so subscriptions can end.
@@ -105,6 +116,7 @@ impl Topic {
         for tx in &self.ends {
             tx.send_modify(|_| {});
         }
+        self.appends.send_modify(|_| {});
     }
 
     /// Whether the topic has been deleted (a subscription holding it should end).

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod consumer;
 pub mod convert;
 pub mod handshake;
+pub mod messaging;
 pub mod producer;
 pub mod status;
 pub mod timer;
@@ -19,6 +20,7 @@ use std::pin::Pin;
 use janus_core::Core;
 use janus_proto::v1::admin_server::AdminServer;
 use janus_proto::v1::consumer_server::ConsumerServer;
+use janus_proto::v1::messaging_server::MessagingServer;
 use janus_proto::v1::producer_server::ProducerServer;
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use tonic::codec::CompressionEncoding;
 use self::admin::AdminService;
 use self::consumer::{ConsumerService, ReadAhead};
 use self::handshake::HandshakeDeadline;
+use self::messaging::MessagingService;
 use self::producer::ProducerService;
 use crate::config::LimitsSection;
 use crate::runtime::face::Face;
@@ -83,6 +86,7 @@ async fn serve(
     health.set_serving::<AdminServer<AdminService>>().await;
     health.set_serving::<ProducerServer<ProducerService>>().await;
     health.set_serving::<ConsumerServer<ConsumerService>>().await;
+    health.set_serving::<MessagingServer<MessagingService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(janus_proto::FILE_DESCRIPTOR_SET)
@@ -102,7 +106,10 @@ async fn serve(
     let mut admin = admin.accept_compressed(gzip).accept_compressed(zstd);
     let mut producer = producer.accept_compressed(gzip).accept_compressed(zstd);
     let mut consumer = consumer.accept_compressed(gzip).accept_compressed(zstd);
+    let mut messaging =
+        MessagingServer::new(MessagingService::new(core.clone())).accept_compressed(gzip).accept_compressed(zstd);
     if compression.is_some() {
+        messaging = messaging.send_compressed(gzip).send_compressed(zstd);
         admin = admin.send_compressed(gzip).send_compressed(zstd);
         producer = producer.send_compressed(gzip).send_compressed(zstd);
         consumer = consumer.send_compressed(gzip).send_compressed(zstd);
@@ -120,7 +127,8 @@ async fn serve(
         .add_service(reflection_v1alpha)
         .add_service(admin.max_decoding_message_size(max))
         .add_service(producer.max_decoding_message_size(max))
-        .add_service(consumer.max_decoding_message_size(max));
+        .add_service(consumer.max_decoding_message_size(max))
+        .add_service(messaging.max_decoding_message_size(max));
     let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
@@ -133,6 +141,7 @@ async fn serve(
             health.set_not_serving::<AdminServer<AdminService>>().await;
             health.set_not_serving::<ProducerServer<ProducerService>>().await;
             health.set_not_serving::<ConsumerServer<ConsumerService>>().await;
+            health.set_not_serving::<MessagingServer<MessagingService>>().await;
         })
         .await
         .map_err(|e| e.to_string())

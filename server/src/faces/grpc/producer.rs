@@ -1,7 +1,8 @@
 //! `janus.v1.Producer`: Produce (unary) and ProduceStream (client streaming), each request handed to
 //! [`Core::produce`] with the memory admission [`super::admission`] got for it before it was decoded.
 
-use janus_core::{BrokerError, Core, ProduceBatchesRequest, ProduceRequest};
+use janus_core::messaging::Schedule;
+use janus_core::{BrokerError, Core, ProduceBatchesRequest, ProduceOutcome, ProduceRequest};
 use janus_proto::v1;
 use janus_proto::v1::producer_server::Producer;
 use prost::Message as _;
@@ -34,15 +35,32 @@ impl ProducerService {
             // Served without the admission layer: admit what is already decoded.
             None => self.core.admit(connection, req.encoded_len()).await.map_err(to_status)?,
         };
-        let appends = if req.batches.is_empty() {
+        let schedule = match (req.delay_level, req.delay_ms, req.deliver_at_ms) {
+            (None, None, None) => None,
+            (Some(level), None, None) => Some(Schedule::Level(level)),
+            (None, Some(ms), None) => Some(Schedule::DelayMs(ms)),
+            (None, None, Some(at)) => Some(Schedule::At(at)),
+            _ => {
+                return Err(to_status(BrokerError::invalid(
+                    "give at most one of delay_level, delay_ms and deliver_at_ms",
+                )));
+            }
+        };
+        let outcome = if req.batches.is_empty() {
             let req = ProduceRequest {
                 topic: req.topic,
                 partition: req.partition,
                 messages: req.messages.into_iter().map(new_record).collect(),
                 wait_durable: req.wait_durable,
+                schedule,
             };
             self.core.produce(admission, req).await
         } else {
+            if schedule.is_some() {
+                return Err(to_status(BrokerError::invalid(
+                    "delay_level, delay_ms and deliver_at_ms apply to messages, not to client-built batches",
+                )));
+            }
             if !req.messages.is_empty() || req.partition.is_some() {
                 return Err(to_status(BrokerError::invalid(
                     "a produce request carries either messages (with an optional partition) or batches, not both",
@@ -53,10 +71,25 @@ impl ProducerService {
                 batches: req.batches.into_iter().map(partition_batches).collect(),
                 wait_durable: req.wait_durable,
             };
-            self.core.produce_batches(admission, req).await
+            self.core
+                .produce_batches(admission, req)
+                .await
+                .map(|appends| ProduceOutcome { appends, ..Default::default() })
         }
         .map_err(to_status)?;
-        Ok(v1::ProduceResponse { appends: appends.into_iter().map(partition_append).collect() })
+        Ok(v1::ProduceResponse {
+            appends: outcome.appends.into_iter().map(partition_append).collect(),
+            message_ids: outcome.message_ids,
+            scheduled: outcome
+                .scheduled
+                .into_iter()
+                .map(|s| v1::ScheduledMessage {
+                    message_id: s.message_id,
+                    partition: s.partition,
+                    deliver_at_ms: s.deliver_at_ms,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -78,13 +111,16 @@ impl Producer for ProducerService {
         let admitted = request.extensions().get::<Admitted>().cloned();
         let mut stream = request.into_inner();
         let result = async {
-            let mut appends = Vec::new();
+            let mut all = v1::ProduceResponse::default();
             // One request at a time: the next is read from the stream only when this one is done, so HTTP/2
             // flow control holds back a client that sends faster than the disk takes it.
             while let Some(req) = stream.message().await? {
-                appends.extend(self.produce_one(connection, admitted.as_ref(), req).await?.appends);
+                let one = self.produce_one(connection, admitted.as_ref(), req).await?;
+                all.appends.extend(one.appends);
+                all.message_ids.extend(one.message_ids);
+                all.scheduled.extend(one.scheduled);
             }
-            Ok(v1::ProduceResponse { appends })
+            Ok(all)
         }
         .await;
         timer.finish(result).map(Response::new)

@@ -33,7 +33,11 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         // Retrying cannot help until something else changes (the other member with the instance id stops;
         // the group's members leave).
         ErrorCode::FencedInstanceId | ErrorCode::InconsistentGroupProtocol => Code::FailedPrecondition,
-        ErrorCode::InvalidSessionTimeout => Code::InvalidArgument,
+        ErrorCode::InvalidSessionTimeout
+        | ErrorCode::InvalidDelivery
+        | ErrorCode::InvalidReceiptHandle
+        | ErrorCode::InvalidInvisibleTime => Code::InvalidArgument,
+        ErrorCode::UnknownMessage => Code::NotFound,
     }
 }
 

@@ -26,6 +26,10 @@
 //! | `[groups] max_session_timeout_ms` | `JANUS_GROUPS__MAX_SESSION_TIMEOUT_MS` | `group.max.session.timeout.ms` |
 //! | `[groups] heartbeat_interval_ms` | `JANUS_GROUPS__HEARTBEAT_INTERVAL_MS` | `group.heartbeat.interval.ms` |
 //! | `[groups] offsets_retention_ms` | `JANUS_GROUPS__OFFSETS_RETENTION_MS` | `offsets.retention.ms` |
+//! | `[messaging] delay_levels` | `JANUS_MESSAGING__DELAY_LEVELS` | RocketMQ's `messageDelayLevel` |
+//! | `[messaging] timer_max_delay_ms`, `timer_precision_ms` | `JANUS_MESSAGING__TIMER_MAX_DELAY_MS`, ... | `timer.max.delay.ms`, `timer.precision.ms` |
+//! | `[messaging] default_invisible_ms`, `min_invisible_ms`, `max_invisible_ms` | `JANUS_MESSAGING__...` | receive's invisible duration: default 60 s, 10 s to 12 h |
+//! | `[messaging] max_reconsume_times`, `max_inflight_leases` | `JANUS_MESSAGING__...` | `max.reconsume.times` (16); leased messages across the broker |
 //!
 //! `[topic_defaults]` holds a broker-wide default for every per-topic key (`partitions` and the keys of
 //! [`janus_api::config::TOPIC_CONFIG_KEYS`]); a key's `.` is written `_` (`flush_policy`, `retention_ms`,
@@ -41,7 +45,10 @@ use std::time::Duration;
 use janus_api::topic::MAX_PARTITIONS;
 use janus_api::{EngineKind, TopicConfig};
 use janus_core::groups::GroupConfig;
+
+mod messaging;
 use janus_core::topics::{DEFAULT_MAX_PARTITIONS, EngineOptions, TopicDefaults};
+pub use messaging::MessagingSection;
 use serde::Deserialize;
 
 /// A refused configuration.
@@ -278,6 +285,8 @@ pub struct BrokerConfig {
     pub storage: StorageSection,
     /// The consumer-group coordinator.
     pub groups: GroupsSection,
+    /// RocketMQ delivery: timers, receive/ack, retries.
+    pub messaging: MessagingSection,
     /// How often retention (and compaction) runs, in milliseconds.
     pub retention_check_interval_ms: u64,
     /// How often disk use and consumer lag are measured, in milliseconds.
@@ -308,6 +317,7 @@ impl Default for BrokerConfig {
             limits: LimitsSection::default(),
             storage: StorageSection::default(),
             groups: GroupsSection::default(),
+            messaging: MessagingSection::default(),
             retention_check_interval_ms: 5 * 60 * 1000,
             metrics_interval_ms: 10_000,
             shutdown_timeout_ms: 3_000,
@@ -394,6 +404,7 @@ impl BrokerConfig {
         check_range("max_partitions", self.max_partitions, 1, u64::from(u32::MAX))?;
         self.limits.validate()?;
         self.groups.validate()?;
+        self.messaging.validate()?;
         check_range("retention_check_interval_ms", self.retention_check_interval_ms, 1, 86_400_000)?;
         check_range("metrics_interval_ms", self.metrics_interval_ms, 1, 86_400_000)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)?;

@@ -4,7 +4,8 @@
 //! - `topics`: topic name -> JSON [`TopicRecord`] (engine, partition count, config overrides, state);
 //! - `group_offsets`: `group \0 topic \0 partition (u32 BE)` -> committed offset (i64 BE);
 //! - `group_state`: group name -> JSON [`GroupState`];
-//! - `group_meta`: group name -> the coordinator's JSON record of the group (members, generation, assignments).
+//! - `group_meta`: group name -> the coordinator's JSON record of the group (members, generation, assignments);
+//! - `timers` and `timer_ids`: scheduled messages in due order, and their ids (see [`timers`]).
 //!
 //! Every write goes through the WAL with `sync`, so what a call returned survives a crash of the process
 //! or the machine. A topic's `state` makes create and delete crash-safe (see [`TopicState`]).
@@ -20,6 +21,8 @@ const CF_GROUP_OFFSETS: &str = "group_offsets";
 const CF_GROUP_STATE: &str = "group_state";
 const CF_GROUP_META: &str = "group_meta";
 const CFS: [&str; 4] = [CF_TOPICS, CF_GROUP_OFFSETS, CF_GROUP_STATE, CF_GROUP_META];
+
+pub mod timers;
 
 /// The longest group name accepted, in bytes.
 pub const MAX_GROUP_NAME_LEN: usize = 255;
@@ -163,7 +166,10 @@ impl MetaStore {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_keep_log_file_num(4);
-        let cfs = CFS.map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
+        let cfs = CFS
+            .map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
+            .into_iter()
+            .chain(timers::column_families());
         let db = DB::open_cf_descriptors(&opts, dir, cfs)
             .map_err(|e| MetaError::Db { path: dir.to_path_buf(), detail: e.into_string() })?;
         Ok(MetaStore { db, path: dir.to_path_buf() })

@@ -1,0 +1,227 @@
+//! Delayed and timed messages: scheduling into the RocksDB timer store ([`crate::meta::timers`]), the
+//! delivery task, and cancelling by id (RocketMQ's RecallMessage).
+//!
+//! **Why RocksDB and not a timing wheel.** RocketMQ 5's default timer store is a timing wheel (two weeks of
+//! 1 s slots, 32 bytes each, preallocated: about 38 MB of mmap) over an append-only timer log, checkpointed
+//! every second; RIP-82 later added a RocksDB store keyed by due time. Measured here
+//! (`experiments/scenarios/e9-timers.toml`, `experiments/results/` and the README), the RocksDB store
+//! schedules and delivers at the rates the issue asks for (500,000 messages due in one second are all
+//! delivered well within 10 s) while holding no per-timer memory: what is pending lives on disk, and the
+//! broker keeps one counter. A wheel would need the wheel file, a log with its own recovery and
+//! compaction, and a second index for cancelling by id, where RocksDB gives ordered keys, a point index
+//! and crash recovery through its WAL.
+//!
+//! **Delivery.** One task sleeps until the earliest due time (or at most `timer.precision.ms`, or until a
+//! schedule wakes it), then appends what is due to its topic and partition, in due order, batched per
+//! partition, and removes it from the store. A message is never delivered before its due time; lateness
+//! is the time to append (milliseconds) unless the broker is backlogged. Delivered copies carry
+//! `JANUS_TIMER_DUE_MS` (the due time) and the delivery time as their timestamp, so lateness is visible to
+//! consumers. A crash between the append and the removal delivers that round again: at most
+//! `timer_delivery_batch` duplicates. Messages that fell due while the broker was down are delivered at
+//! once after it starts.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use janus_api::{Header, NewRecord, RecordBatch, headers, now_ms};
+use tokio::sync::Notify;
+
+use crate::Core;
+use crate::error::{BrokerError, ErrorCode};
+use crate::messaging::metrics as m;
+use crate::meta::timers::TimerEntry;
+use janus_api::sync::lock as sync_lock;
+
+/// The timer service's in-memory state: a counter and two clocks, never per-timer memory.
+#[derive(Debug, Default)]
+pub struct Timers {
+    pending: AtomicU64,
+    /// Schedules get a due time no earlier than this: the delivery task has scanned up to it.
+    floor_ms: Mutex<i64>,
+    /// Serialises a delivery round against cancels, so a cancelled message is never also delivered.
+    round: tokio::sync::Mutex<()>,
+    wake: Notify,
+}
+
+impl Timers {
+    /// A service over a store holding `pending` messages.
+    pub fn new(pending: u64) -> Self {
+        m::set_timers_pending(pending);
+        Timers { pending: AtomicU64::new(pending), ..Timers::default() }
+    }
+
+    /// Messages scheduled and not yet delivered or cancelled.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    fn add_pending(&self, n: u64) {
+        m::set_timers_pending(self.pending.fetch_add(n, Ordering::Relaxed) + n);
+    }
+
+    fn sub_pending(&self, n: u64) {
+        let before = self.pending.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| Some(p.saturating_sub(n)));
+        m::set_timers_pending(before.unwrap_or(0).saturating_sub(n));
+    }
+}
+
+/// A message that was scheduled: where it will go and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScheduledMessage {
+    /// Its id (cancel it with [`Core::cancel_timer`]).
+    pub message_id: String,
+    /// The partition it will be appended to.
+    pub partition: u32,
+    /// When, milliseconds since the Unix epoch.
+    pub deliver_at_ms: i64,
+}
+
+/// A pending message as [`Core::pending_timer`] shows it.
+pub type PendingTimer = TimerEntry;
+
+impl Core {
+    /// Stores `entries` until they are due (`sync`: durable before returning) and wakes the delivery task.
+    pub(crate) async fn schedule(&self, mut entries: Vec<TimerEntry>, sync: bool) -> Result<(), BrokerError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let messaging = std::sync::Arc::clone(&self.messaging);
+        let n = entries.len() as u64;
+        self.blocking(move |r| {
+            let floor = sync_lock(&messaging.timers.floor_ms);
+            for e in &mut entries {
+                e.due_ms = e.due_ms.max(*floor);
+            }
+            r.meta().put_timers(&entries, sync)?;
+            messaging.timers.add_pending(n);
+            Ok(())
+        })
+        .await?;
+        self.messaging.timers.wake.notify_one();
+        Ok(())
+    }
+
+    /// The pending (scheduled, not yet delivered) message with id `id`.
+    pub async fn pending_timer(&self, id: String) -> Result<PendingTimer, BrokerError> {
+        self.blocking(move |r| Ok(r.meta().timer_by_id(&id)?.ok_or_else(|| no_timer(&id)))).await?
+    }
+
+    /// Cancels the pending message `id` (RocketMQ's RecallMessage): it will never be delivered. Refused
+    /// with `UnknownMessage` once it was delivered (or if it never existed).
+    pub async fn cancel_timer(&self, id: String) -> Result<PendingTimer, BrokerError> {
+        let _round = self.messaging.timers.round.lock().await;
+        let messaging = std::sync::Arc::clone(&self.messaging);
+        self.blocking(move |r| {
+            let entry = r.meta().timer_by_id(&id)?.ok_or_else(|| no_timer(&id))?;
+            r.meta().cancel_timer(&entry)?;
+            messaging.timers.sub_pending(1);
+            m::timer_cancelled();
+            Ok(entry)
+        })
+        .await
+    }
+
+    /// Delivers due messages until the broker shuts down (the runtime spawns this once).
+    pub async fn run_timer_delivery(&self) {
+        let mut shutdown = self.shutdown_signal();
+        let precision = self.messaging.config.timer_precision;
+        let mut scanned_from = 0i64;
+        loop {
+            if self.shutting_down() {
+                return;
+            }
+            let wait = match self.deliver_due_round(&mut scanned_from).await {
+                Ok(true) => continue,
+                Ok(false) => self.time_to_next_timer(scanned_from).await.unwrap_or(precision).min(precision),
+                Err(e) => {
+                    tracing::warn!(error = %e, "timer delivery failed; retrying");
+                    precision
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.messaging.timers.wake.notified() => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn time_to_next_timer(&self, from_ms: i64) -> Option<Duration> {
+        let next = self.blocking(move |r| Ok(r.meta().next_timer_due(from_ms)?)).await.ok()??;
+        Some(Duration::from_millis((next - now_ms()).max(0) as u64 + 1))
+    }
+
+    /// Delivers one round of due messages; `Ok(true)` when the round was full (more may be due).
+    async fn deliver_due_round(&self, scanned_from: &mut i64) -> Result<bool, BrokerError> {
+        let round = self.messaging.timers.round.lock().await;
+        let now = now_ms();
+        {
+            let mut floor = sync_lock(&self.messaging.timers.floor_ms);
+            *floor = (*floor).max(now);
+        }
+        let (from, limit) = (*scanned_from, self.messaging.config.timer_delivery_batch);
+        let due = self.blocking(move |r| Ok(r.meta().due_timers(from, now, limit)?)).await?;
+        if due.is_empty() {
+            *scanned_from = now;
+            return Ok(false);
+        }
+        let full = due.len() >= limit;
+        let mut by_target: BTreeMap<(String, u32), Vec<NewRecord>> = BTreeMap::new();
+        for e in &due {
+            by_target.entry((e.topic.clone(), e.partition)).or_default().push(delivered_copy(e, now));
+        }
+        for ((topic_name, partition), records) in by_target {
+            let topic = match self.topic(&topic_name) {
+                Ok(t) if partition < t.partitions => t,
+                _ => {
+                    tracing::warn!(topic = %topic_name, partition, dropped = records.len(),
+                        "scheduled messages are due for a topic or partition that no longer exists: dropped");
+                    m::timers_dropped(records.len() as u64);
+                    continue;
+                }
+            };
+            let max = topic.config().max_message_bytes as usize;
+            let batches: Vec<(u32, RecordBatch)> = crate::produce::build_batches(&topic.name, &records, max)?
+                .into_iter()
+                .map(|b| (partition, b))
+                .collect();
+            self.append_and_wait(topic, batches, false).await?;
+        }
+        let delivered_at = now_ms();
+        for e in &due {
+            m::record_timer_lateness(delivered_at - e.due_ms);
+        }
+        let last_due = due.last().map_or(now, |e| e.due_ms);
+        let n = due.len() as u64;
+        self.blocking(move |r| Ok(r.meta().remove_timers(due.iter().map(|e| (e.due_ms, e.id.as_str())))?)).await?;
+        self.messaging.timers.sub_pending(n);
+        m::timers_delivered(n);
+        *scanned_from = if full { last_due } else { now };
+        drop(round);
+        Ok(full)
+    }
+}
+
+fn no_timer(id: &str) -> BrokerError {
+    BrokerError::new(
+        ErrorCode::UnknownMessage,
+        format!("no scheduled message has id '{id}': it was delivered or cancelled already, or never scheduled"),
+    )
+}
+
+/// The copy of a due message that is appended: its delivery time as timestamp (RocketMQ's store time) and
+/// its due time in `JANUS_TIMER_DUE_MS`; the properties that asked for a delay are dropped so the copy is not
+/// scheduled again if it is produced anew (a dead letter resent, say).
+fn delivered_copy(e: &TimerEntry, now: i64) -> NewRecord {
+    let mut record = e.record.clone();
+    record.headers.retain(|h| {
+        ![headers::DELAY, headers::TIMER_DELAY_MS, headers::TIMER_DELAY_SEC, headers::TIMER_DELIVER_MS]
+            .contains(&h.key.as_str())
+    });
+    record.headers.push(Header::new(headers::TIMER_DUE_MS, Bytes::from(e.due_ms.to_string())));
+    record.timestamp_ms = now;
+    record
+}
