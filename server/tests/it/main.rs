@@ -25,6 +25,7 @@ mod e2e_client;
 mod e2e_crash;
 mod e2e_group_churn;
 mod e2e_roundtrip;
+mod e2e_timers;
 mod group_coordinator;
 mod groups;
 mod hostile;
