@@ -3,13 +3,15 @@
 //!
 //! **Why RocksDB and not a timing wheel.** RocketMQ 5's default timer store is a timing wheel (two weeks of
 //! 1 s slots, 32 bytes each, preallocated: about 38 MB of mmap) over an append-only timer log, checkpointed
-//! every second; RIP-82 later added a RocksDB store keyed by due time. Measured here
-//! (`experiments/scenarios/e9-timers.toml`, `experiments/results/` and the README), the RocksDB store
-//! schedules and delivers at the rates the issue asks for (500,000 messages due in one second are all
-//! delivered well within 10 s) while holding no per-timer memory: what is pending lives on disk, and the
-//! broker keeps one counter. A wheel would need the wheel file, a log with its own recovery and
-//! compaction, and a second index for cancelling by id, where RocksDB gives ordered keys, a point index
-//! and crash recovery through its WAL.
+//! every second; RIP-82 later added a RocksDB store keyed by due time. Janus takes the second shape: what
+//! is pending lives on disk and the broker keeps one counter, so 1,000,000 pending timers cost no
+//! per-timer memory (memtables are capped at 2 x 8 MiB per column family); ordered keys give due-order
+//! scans, a point index gives cancel-by-id, and the WAL gives crash recovery, where a wheel needs the wheel
+//! file, a log with its own recovery and compaction, and a second index for cancelling. Measured so far:
+//! 100,000 timers scheduled in under 12 s and delivered across a kill -9 in the debug build (the
+//! `e2e_timers` test), lateness of a few milliseconds (`janus_timer_lateness_seconds`). The throughput
+//! experiment (1,000,000 over 10 minutes; 500,000 due in one second) is still to be run, and with it the
+//! comparison against a wheel that would make this choice a measured one.
 //!
 //! **Delivery.** One task sleeps until the earliest due time (or at most `timer.precision.ms`, or until a
 //! schedule wakes it), then appends what is due to its topic and partition, in due order, batched per
