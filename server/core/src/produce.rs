@@ -34,6 +34,14 @@ use crate::meta::timers::TimerEntry;
 use crate::metrics;
 use crate::topics::Topic;
 
+/// Memory [`Core::produce`] adds per message for its message id: the `UNIQ_KEY` header (struct, name and
+/// value), the id kept for the answer, and the id's bytes in the encoded batch. Faces add it to what they
+/// admit for a request before decoding it (see [`Core::admit`]).
+pub const MESSAGE_ID_OVERHEAD: usize = size_of::<janus_api::Header>()
+    + 2 * (size_of::<String>() + janus_codec::message_id::ID_LEN)
+    + 3 * janus_codec::message_id::ID_LEN
+    + 32;
+
 /// One produce request, as every face hands it to the core.
 #[derive(Clone, Debug)]
 pub struct ProduceRequest {

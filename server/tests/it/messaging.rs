@@ -141,6 +141,15 @@ async fn schedules_beyond_the_maximum_are_refused_and_cancelled_ones_never_arriv
         .await
         .unwrap();
     let (cancel, keep) = (&r.message_ids[0], &r.message_ids[1]);
+    // Without return_message_ids the answer stays small: a count, no ids.
+    let quiet = v1::ProduceRequest {
+        topic: "sched".into(),
+        messages: vec![msg("quiet")],
+        delay_ms: Some(3_600_000),
+        ..Default::default()
+    };
+    let plain = client.producer_rpc(janus_client::Compression::None).produce(quiet).await.unwrap().into_inner();
+    assert_eq!((plain.scheduled_count, plain.message_ids.len(), plain.scheduled.len()), (1, 0, 0));
     let pending = client.lookup_message("sched", &Lookup::Id(cancel.clone())).await.unwrap();
     assert_eq!(pending.pending.unwrap().message_id, *cancel);
     let out = cli(&client, &["timer", "cancel", cancel]).await.unwrap();

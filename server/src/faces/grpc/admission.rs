@@ -2,7 +2,7 @@
 //! once decoded, *before* tonic and prost turn it into objects.
 //!
 //! Counting encoded bytes is not enough: a `ProduceRequest` of millions of empty messages is 2 bytes per
-//! message on the wire and well over a hundred once decoded (issue 11: 8 concurrent 14 MB requests took the
+//! message on the wire and well over a hundred once decoded (more with the message id the core adds to each) (issue 11: 8 concurrent 14 MB requests took the
 //! broker to 2.5 GB). So this layer wraps each request body, cuts it into gRPC messages (decompressing
 //! gzip or zstd ones itself, once, so the estimate sees the real size), measures each message's decoded
 //! size ([`decoded_estimate`]: for produce requests from the counts of messages and headers, read from
@@ -74,7 +74,8 @@ fn decoded_estimate(shape: Shape, payload: &[u8]) -> usize {
                     each_field(message, |f, v| headers += usize::from(f == 3 && v.is_some()));
                 }
             });
-            let per_message = size_of::<v1::Message>() + size_of::<janus_api::NewRecord>();
+            let per_message =
+                size_of::<v1::Message>() + size_of::<janus_api::NewRecord>() + janus_core::produce::MESSAGE_ID_OVERHEAD;
             let per_header = size_of::<v1::Header>() + size_of::<janus_api::Header>();
             payload.len() * 2 + messages * per_message + headers * per_header
         }
@@ -347,7 +348,8 @@ mod tests {
     #[test]
     fn produce_requests_are_measured_by_what_they_decode_into() {
         let bytes = produce_request(1000, 2);
-        let per_message = size_of::<v1::Message>() + size_of::<janus_api::NewRecord>();
+        let per_message =
+            size_of::<v1::Message>() + size_of::<janus_api::NewRecord>() + janus_core::produce::MESSAGE_ID_OVERHEAD;
         let per_header = size_of::<v1::Header>() + size_of::<janus_api::Header>();
         assert_eq!(decoded_estimate(Shape::Produce, &bytes), bytes.len() * 2 + 1000 * per_message + 2000 * per_header);
         // Empty messages: two bytes each on the wire, dozens of times more once decoded.

@@ -35,6 +35,7 @@ impl ProducerService {
             // Served without the admission layer: admit what is already decoded.
             None => self.core.admit(connection, req.encoded_len()).await.map_err(to_status)?,
         };
+        let return_ids = req.return_message_ids;
         let schedule = match (req.delay_level, req.delay_ms, req.deliver_at_ms) {
             (None, None, None) => None,
             (Some(level), None, None) => Some(Schedule::Level(level)),
@@ -77,9 +78,18 @@ impl ProducerService {
                 .map(|appends| ProduceOutcome { appends, ..Default::default() })
         }
         .map_err(to_status)?;
+        let scheduled_count = outcome.scheduled.len() as u64;
+        if !return_ids {
+            return Ok(v1::ProduceResponse {
+                appends: outcome.appends.into_iter().map(partition_append).collect(),
+                scheduled_count,
+                ..Default::default()
+            });
+        }
         Ok(v1::ProduceResponse {
             appends: outcome.appends.into_iter().map(partition_append).collect(),
             message_ids: outcome.message_ids,
+            scheduled_count,
             scheduled: outcome
                 .scheduled
                 .into_iter()
@@ -119,6 +129,7 @@ impl Producer for ProducerService {
                 all.appends.extend(one.appends);
                 all.message_ids.extend(one.message_ids);
                 all.scheduled.extend(one.scheduled);
+                all.scheduled_count += one.scheduled_count;
             }
             Ok(all)
         }
