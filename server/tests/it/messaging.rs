@@ -343,6 +343,31 @@ async fn messages_are_found_by_id_and_key_on_both_engines() {
     broker.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_groups_max_reconsume_times_is_stored_and_outlives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, client) = start(dir.path()).await;
+    create(&client, "short-lived", Engine::Commitlog, 1, &[]).await;
+    client.set_max_reconsume_times("impatient", 1).await.unwrap();
+    assert!(client.set_max_reconsume_times("impatient", 5000).await.is_err(), "out of range is refused");
+    broker.shutdown().await.unwrap();
+    let (broker, client) = start(dir.path()).await;
+    client.produce_messages("short-lived", None, vec![msg("x")], None, false).await.unwrap();
+    let mut attempts = Vec::new();
+    loop {
+        let mut o = receive_opts("impatient", "short-lived", 1, 5000);
+        o.wait = Duration::from_secs(3);
+        let got = client.receive(&o).await.unwrap();
+        let Some(m) = got.first() else { break };
+        attempts.push(m.attempt);
+        client.nack("impatient", &m.receipt_handle).await.unwrap();
+        assert!(attempts.len() <= 3, "redelivered past max.reconsume.times = 1: {attempts:?}");
+    }
+    assert_eq!(attempts, vec![1, 2], "one redelivery, then the dead-letter topic");
+    assert_eq!(fetch_all(&client, "%DLQ%impatient", 0).await.len(), 1);
+    broker.shutdown().await.unwrap();
+}
+
 /// Runs the `janus` CLI in-process against the client's broker; stdout, or stderr on failure.
 async fn cli(client: &Client, args: &[&str]) -> Result<String, String> {
     let mut argv = vec!["janus", "--broker", client.url()];

@@ -40,7 +40,8 @@ pub struct Messaging {
     pub(crate) config: MessagingConfig,
     pub(crate) timers: Timers,
     pub(crate) leases: Mutex<LeaseTable>,
-    pub(crate) group_max_reconsume: Mutex<HashMap<String, u32>>,
+    /// Per group: its own `max.reconsume.times` (`None`: it set none), as read from the store.
+    pub(crate) group_max_reconsume: Mutex<HashMap<String, Option<u32>>>,
     rotation: AtomicUsize,
 }
 

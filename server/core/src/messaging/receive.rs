@@ -410,7 +410,7 @@ impl Core {
                 key.topic.to_string()
             }
         };
-        let max = self.max_reconsume_times(&key.group);
+        let max = self.max_reconsume_times(&key.group).await?;
         if attempt > max {
             copy.headers.push(Header::new(headers::RECONSUME_TIME, Bytes::from((attempt - 1).to_string())));
             copy.headers.push(Header::new(headers::DLQ_ATTEMPTS, Bytes::from(attempt.to_string())));
@@ -438,21 +438,32 @@ impl Core {
         Ok(())
     }
 
-    /// Redeliveries a message of `group` gets before it is dead-lettered.
-    pub fn max_reconsume_times(&self, group: &str) -> u32 {
-        sync::lock(&self.messaging.group_max_reconsume)
-            .get(group)
-            .copied()
-            .unwrap_or(self.messaging.config.max_reconsume_times)
+    /// Redeliveries a message of `group` gets before it is dead-lettered: the group's own setting (read
+    /// from the store once, then cached), else the broker's default.
+    pub async fn max_reconsume_times(&self, group: &str) -> Result<u32, BrokerError> {
+        let cached = sync::lock(&self.messaging.group_max_reconsume).get(group).copied();
+        let own = match cached {
+            Some(own) => own,
+            None => {
+                let g = group.to_string();
+                let own =
+                    self.blocking(move |r| Ok(r.meta().group_state(&g)?.and_then(|s| s.max_reconsume_times))).await?;
+                sync::lock(&self.messaging.group_max_reconsume).insert(group.to_string(), own);
+                own
+            }
+        };
+        Ok(own.unwrap_or(self.messaging.config.max_reconsume_times))
     }
 
-    /// Sets `max.reconsume.times` for one group (kept until the broker restarts or it is set again).
-    pub fn set_max_reconsume_times(&self, group: &str, times: u32) -> Result<(), BrokerError> {
+    /// Sets `max.reconsume.times` for one group, durably (it outlives restarts).
+    pub async fn set_max_reconsume_times(&self, group: &str, times: u32) -> Result<(), BrokerError> {
         validate_group_name(group)?;
         if times > 1000 {
             return Err(BrokerError::new(ErrorCode::InvalidConfig, "max.reconsume.times must be 0 to 1000"));
         }
-        sync::lock(&self.messaging.group_max_reconsume).insert(group.to_string(), times);
+        let g = group.to_string();
+        self.blocking(move |r| Ok(r.meta().set_max_reconsume_times(&g, times, now_ms())?)).await?;
+        sync::lock(&self.messaging.group_max_reconsume).insert(group.to_string(), Some(times));
         Ok(())
     }
 

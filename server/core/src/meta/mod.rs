@@ -88,6 +88,10 @@ pub struct GroupState {
     pub created_ms: i64,
     /// When it last committed or reset offsets.
     pub updated_ms: i64,
+    /// Its `max.reconsume.times` when set for the group (receive/ack: redeliveries before a message is
+    /// dead-lettered); `None`: the broker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_reconsume_times: Option<u32>,
 }
 
 /// One committed offset.
@@ -239,7 +243,7 @@ impl MetaStore {
         let cf_state = self.cf(CF_GROUP_STATE)?;
         let state = match self.group_state(group)? {
             Some(s) => GroupState { updated_ms: now_ms, ..s },
-            None => GroupState { created_ms: now_ms, updated_ms: now_ms },
+            None => GroupState { created_ms: now_ms, updated_ms: now_ms, max_reconsume_times: None },
         };
         let mut batch = WriteBatch::default();
         for (partition, offset) in offsets {
@@ -252,6 +256,21 @@ impl MetaStore {
         })?;
         batch.put_cf(cf_state, group.as_bytes(), value);
         self.db.write_opt(batch, &sync_writes()).map_err(|e| self.err(e))
+    }
+
+    /// Sets a group's `max.reconsume.times`, durably.
+    pub fn set_max_reconsume_times(&self, group: &str, times: u32, now_ms: i64) -> Result<(), MetaError> {
+        let cf = self.cf(CF_GROUP_STATE)?;
+        let state = match self.group_state(group)? {
+            Some(s) => GroupState { max_reconsume_times: Some(times), ..s },
+            None => GroupState { created_ms: now_ms, updated_ms: now_ms, max_reconsume_times: Some(times) },
+        };
+        let value = serde_json::to_vec(&state).map_err(|e| MetaError::Corrupt {
+            what: CF_GROUP_STATE,
+            key: group.to_string(),
+            detail: e.to_string(),
+        })?;
+        self.db.put_cf_opt(cf, group.as_bytes(), value, &sync_writes()).map_err(|e| self.err(e))
     }
 
     /// A group's state, if it ever committed.
@@ -412,7 +431,10 @@ mod tests {
         assert_eq!(a, vec![(0, 5), (2, 7)]);
         assert_eq!(m.group_offsets("g1", None).unwrap().len(), 3);
         assert_eq!(m.groups().unwrap(), vec!["g1", "g2"]);
-        assert_eq!(m.group_state("g1").unwrap(), Some(GroupState { created_ms: 10, updated_ms: 11 }));
+        assert_eq!(
+            m.group_state("g1").unwrap(),
+            Some(GroupState { created_ms: 10, updated_ms: 11, max_reconsume_times: None })
+        );
         m.remove_topic("a").unwrap();
         assert_eq!(m.topics().unwrap().len(), 1);
         assert!(m.group_offsets("g1", Some("a")).unwrap().is_empty());

@@ -178,6 +178,7 @@ impl Messaging for MessagingService {
         let result = self
             .core
             .set_max_reconsume_times(&r.group, r.max_reconsume_times)
+            .await
             .map(|()| v1::SetMaxReconsumeTimesResponse {})
             .map_err(to_status);
         timer.finish(result).map(Response::new)
