@@ -212,7 +212,7 @@ impl Core {
         let wait_durable = req.wait_durable;
         let max = topic.config().max_message_bytes as usize;
         let message_ids: Vec<String> = req.messages.iter_mut().map(ensure_message_id).collect();
-        let now = now_ms();
+        let now = self.messaging.now_ms();
         let config = self.messaging.config();
         let mut dues = Vec::with_capacity(req.messages.len());
         for (i, m) in req.messages.iter().enumerate() {

@@ -12,15 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use janus_api::EngineKind;
 use janus_core::groups::{
     Assignor, CommitAs, GroupConfig, GroupMode, GroupState, JoinGroupRequest, JoinOutcome, MemberAssignment,
     MemberHeartbeat, SyncGroupRequest, TopicPartitions,
 };
-use janus_core::limits::{BlockingPool, InflightLimiter};
-use janus_core::meta::MetaStore;
-use janus_core::topics::{EngineOptions, EngineSet, Registry, TopicDefaults};
-use janus_core::{Core, ErrorCode, FetchLimits};
+use janus_core::{Core, ErrorCode};
 use tokio::sync::watch;
 use tokio::time::sleep;
 
@@ -45,22 +41,8 @@ fn test_config() -> GroupConfig {
 }
 
 fn open(dir: &Path, config: GroupConfig) -> TestCore {
-    let meta = Arc::new(MetaStore::open(&dir.join("meta")).unwrap());
-    let engines = EngineSet::open(dir, &EngineOptions::default()).unwrap();
-    let (registry, _) = Registry::open(meta, engines, TopicDefaults::default(), EngineKind::Segment).unwrap();
-    let (tx, rx) = watch::channel(false);
-    let disk = janus_core::disk::DiskGuard::new(Vec::new(), dir.join("meta"), Some(0));
-    let core = Core::new(
-        Arc::new(registry),
-        InflightLimiter::new(64 << 20, 64 << 20),
-        BlockingPool::new(2),
-        FetchLimits { default_fetch_bytes: 1 << 20, max_fetch_bytes: 8 << 20, max_fetch_wait_ms: 1000 },
-        Arc::new(disk),
-        config,
-        janus_core::messaging::MessagingConfig::default(),
-        rx.clone(),
-    )
-    .unwrap();
+    let (core, tx) = crate::common::open_core(dir, config, janus_core::messaging::MessagingConfig::default());
+    let rx = tx.subscribe();
     let timers = tokio::spawn(Arc::clone(core.coordinator()).run_timers(rx));
     TestCore { core, _shutdown: tx, timers }
 }

@@ -34,3 +34,4 @@ mod layers;
 mod limits_metrics;
 mod messaging;
 mod restart;
+mod timer_clock;

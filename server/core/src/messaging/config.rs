@@ -4,6 +4,37 @@ use std::time::Duration;
 
 use crate::messaging::schedule::DELAY_LEVELS_MS;
 
+/// The clock timers and invisible deadlines read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The system's wall clock (delivery times are wall-clock times).
+    #[default]
+    Wall,
+    /// The wall clock when it was made, moved on by tokio's clock: under tokio's paused time (tests) it
+    /// advances only as the runtime does.
+    Tokio {
+        /// The wall clock, in ms since the Unix epoch, at `since`.
+        wall_ms: i64,
+        /// When it was made.
+        since: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A [`Clock::Tokio`] starting now.
+    pub fn tokio() -> Clock {
+        Clock::Tokio { wall_ms: janus_api::now_ms(), since: tokio::time::Instant::now() }
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::Wall => janus_api::now_ms(),
+            Clock::Tokio { wall_ms, since } => wall_ms + since.elapsed().as_millis() as i64,
+        }
+    }
+}
+
 /// Timers, receive/ack and retry settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MessagingConfig {
@@ -35,6 +66,8 @@ pub struct MessagingConfig {
     pub max_receive_wait: Duration,
     /// How often moved committed offsets of receiving groups are written (1 s).
     pub commit_interval: Duration,
+    /// The clock (the wall clock; tests use tokio's).
+    pub clock: Clock,
 }
 
 impl Default for MessagingConfig {
@@ -52,6 +85,7 @@ impl Default for MessagingConfig {
             max_receive_batch: 1024,
             max_receive_wait: Duration::from_secs(30),
             commit_interval: Duration::from_secs(1),
+            clock: Clock::Wall,
         }
     }
 }

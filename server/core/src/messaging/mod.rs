@@ -62,6 +62,11 @@ impl Messaging {
         &self.config
     }
 
+    /// Milliseconds since the Unix epoch by the layer's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.config.clock.now_ms()
+    }
+
     /// Scheduled messages not yet delivered.
     pub fn pending_timers(&self) -> u64 {
         self.timers.pending()

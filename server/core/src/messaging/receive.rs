@@ -208,7 +208,7 @@ impl Core {
             };
             let Fetched::Records(records) = read.data else { continue };
             let now = Instant::now();
-            let until_ms = now_ms() + invisible.as_millis() as i64;
+            let until_ms = self.messaging.now_ms() + invisible.as_millis() as i64;
             let mut table = sync::lock(&self.messaging.leases);
             let room = (want - out.len()).min(max_inflight.saturating_sub(table.inflight()));
             let taken = records.len().min(room);
@@ -321,7 +321,7 @@ impl Core {
         let (nonce, _) =
             sync::lock(&self.messaging.leases).extend(&h.queue, h.offset, h.nonce, now, now + invisible)?;
         let handle = ReceiptHandle { nonce, ..h }.encode();
-        Ok(Some((handle, now_ms() + invisible.as_millis() as i64)))
+        Ok(Some((handle, self.messaging.now_ms() + invisible.as_millis() as i64)))
     }
 
     /// Gives a received message back: it is redelivered after the retry back-off of its attempt (or
@@ -427,7 +427,7 @@ impl Core {
             copy.headers.push(Header::new(headers::RECONSUME_TIME, Bytes::from(attempt.to_string())));
             let retry = self.internal_topic(&retry_topic_name(&key.group, &origin_topic), engine).await?;
             let id = header_str(&record, headers::UNIQ_KEY).map_or_else(new_message_id, str::to_string);
-            let due_ms = now_ms() + retry_backoff_ms(&self.messaging.config.delay_levels_ms, attempt);
+            let due_ms = self.messaging.now_ms() + retry_backoff_ms(&self.messaging.config.delay_levels_ms, attempt);
             self.schedule(
                 vec![TimerEntry { due_ms, id, topic: retry.name.clone(), partition: 0, record: copy }],
                 false,

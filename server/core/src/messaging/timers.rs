@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use janus_api::{Header, NewRecord, RecordBatch, headers, now_ms};
+use janus_api::{Header, NewRecord, RecordBatch, headers};
 use tokio::sync::Notify;
 
 use crate::Core;
@@ -153,13 +153,13 @@ impl Core {
 
     async fn time_to_next_timer(&self, from_ms: i64) -> Option<Duration> {
         let next = self.blocking(move |r| Ok(r.meta().next_timer_due(from_ms)?)).await.ok()??;
-        Some(Duration::from_millis((next - now_ms()).max(0) as u64 + 1))
+        Some(Duration::from_millis((next - self.messaging.now_ms()).max(0) as u64 + 1))
     }
 
     /// Delivers one round of due messages; `Ok(true)` when the round was full (more may be due).
     async fn deliver_due_round(&self, scanned_from: &mut i64) -> Result<bool, BrokerError> {
         let round = self.messaging.timers.round.lock().await;
-        let now = now_ms();
+        let now = self.messaging.now_ms();
         {
             let mut floor = sync_lock(&self.messaging.timers.floor_ms);
             *floor = (*floor).max(now);
@@ -192,7 +192,7 @@ impl Core {
                 .collect();
             self.append_and_wait(topic, batches, false).await?;
         }
-        let delivered_at = now_ms();
+        let delivered_at = self.messaging.now_ms();
         for e in &due {
             m::record_timer_lateness(delivered_at - e.due_ms);
         }

@@ -177,3 +177,37 @@ pub async fn scrape(addr: std::net::SocketAddr) -> String {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     text
 }
+
+/// A core (no faces) over a real registry in `dir`: RocksDB and both engines, a 2-thread blocking pool;
+/// for tests that drive the core's calls directly, under tokio's paused clock when they want. Send `true`
+/// on the returned sender to shut it down.
+pub fn open_core(
+    dir: &Path,
+    groups: janus_core::groups::GroupConfig,
+    messaging: janus_core::messaging::MessagingConfig,
+) -> (janus_core::Core, tokio::sync::watch::Sender<bool>) {
+    use std::sync::Arc;
+
+    use janus_core::limits::{BlockingPool, InflightLimiter};
+    use janus_core::meta::MetaStore;
+    use janus_core::topics::{EngineOptions, EngineSet, Registry, TopicDefaults};
+
+    let meta = Arc::new(MetaStore::open(&dir.join("meta")).unwrap());
+    let engines = EngineSet::open(dir, &EngineOptions::default()).unwrap();
+    let (registry, _) =
+        Registry::open(meta, engines, TopicDefaults::default(), janus_api::EngineKind::Segment).unwrap();
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let disk = janus_core::disk::DiskGuard::new(Vec::new(), dir.join("meta"), Some(0));
+    let core = janus_core::Core::new(
+        Arc::new(registry),
+        InflightLimiter::new(64 << 20, 64 << 20),
+        BlockingPool::new(2),
+        janus_core::FetchLimits { default_fetch_bytes: 1 << 20, max_fetch_bytes: 8 << 20, max_fetch_wait_ms: 1000 },
+        Arc::new(disk),
+        groups,
+        messaging,
+        rx,
+    )
+    .unwrap();
+    (core, tx)
+}
