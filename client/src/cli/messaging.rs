@@ -144,15 +144,20 @@ async fn read_all(client: &Client, topic: &str) -> Result<Vec<ConsumerRecord>, C
     }
 }
 
+/// The dead letters of `group`: none when its dead-letter topic does not exist yet.
+async fn dead_letters(client: &Client, group: &str) -> Result<Vec<ConsumerRecord>, CliError> {
+    match read_all(client, &format!("%DLQ%{group}")).await {
+        Err(CliError::Client(e)) if e.code() == Some(crate::Code::NotFound) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
 /// `janus dlq`.
 pub(crate) async fn dlq(client: &Client, cmd: DlqCommand, io: &mut Io<'_>) -> Result<(), CliError> {
     let topic = |group: &str| format!("%DLQ%{group}");
     match cmd {
         DlqCommand::List { group } => {
-            let records = match read_all(client, &topic(&group)).await {
-                Err(CliError::Client(e)) if e.code() == Some(crate::Code::NotFound) => Vec::new(),
-                other => other?,
-            };
+            let records = dead_letters(client, &group).await?;
             let mut table = super::output::table(
                 &["OFFSET", "TOPIC", "PARTITION", "ORIGIN OFFSET", "MESSAGE ID", "ATTEMPTS", "VALUE"],
                 &[0, 2, 3, 5],
@@ -172,7 +177,7 @@ pub(crate) async fn dlq(client: &Client, cmd: DlqCommand, io: &mut Io<'_>) -> Re
             out(io, &format!("{} dead letters in {}\n", records.len(), topic(&group)))
         }
         DlqCommand::Show { group, offset } => {
-            let records = read_all(client, &topic(&group)).await?;
+            let records = dead_letters(client, &group).await?;
             let r = records
                 .iter()
                 .find(|r| r.offset == offset)
@@ -180,10 +185,12 @@ pub(crate) async fn dlq(client: &Client, cmd: DlqCommand, io: &mut Io<'_>) -> Re
             out(io, &format!("{}\n", super::output::record_json(r)))
         }
         DlqCommand::Resend { group, offset, all } => {
-            let records = read_all(client, &topic(&group)).await?;
+            let records = dead_letters(client, &group).await?;
             let chosen: Vec<&ConsumerRecord> = records.iter().filter(|r| all || Some(r.offset) == offset).collect();
             if chosen.is_empty() {
-                return Err(CliError::Failed(format!("{} has no such dead letter", topic(&group))));
+                let which =
+                    offset.map_or_else(|| "no dead letters".to_string(), |o| format!("no dead letter at offset {o}"));
+                return Err(CliError::Failed(format!("group '{group}' has {which} ({})", topic(&group))));
             }
             for r in chosen {
                 let origin = header(r, "RETRY_TOPIC")

@@ -49,7 +49,11 @@ impl Core {
 
     /// Deletes a topic, its data and the offsets committed for it.
     pub async fn delete_topic(&self, name: String) -> Result<(), BrokerError> {
-        self.blocking(move |r| r.delete_topic(&name)).await
+        let n = name.clone();
+        self.blocking(move |r| r.delete_topic(&n)).await?;
+        // Messages received from it and not yet acknowledged are gone with it.
+        janus_api::sync::lock(&self.messaging.leases).forget_topic(&name);
+        Ok(())
     }
 
     /// Every live topic, in name order.
