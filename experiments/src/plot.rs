@@ -2,7 +2,9 @@
 //!
 //! One chart per `[[chart]]` of the scenario: the median over rounds of a metric against a swept key, one
 //! line per engine (and per value of the chart's `series` key). Segment is drawn in blues and commitlog in
-//! oranges; the values of the series key differ by shade and marker shape.
+//! oranges; the values of the series key differ by shade and marker shape. A swept key whose values are
+//! text (`timer_pattern = ["spread", "burst"]`) gives a categorical x axis: one tick per value, in the order
+//! the points ran, and markers without connecting lines.
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,8 @@ use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow, ensure};
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::ranged1d::{AsRangedCoord, DefaultFormatting, KeyPointHint, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -105,6 +108,8 @@ struct Plot {
     x: Axis,
     /// The y axis.
     y: Axis,
+    /// The names of a categorical x axis (position `i` shows name `i`); empty for a numeric one.
+    x_names: Vec<String>,
     /// The lines, in legend order.
     lines: Vec<Line>,
 }
@@ -134,23 +139,38 @@ struct Line {
 impl Plot {
     /// Collects the lines of `chart` from the results and sizes the axes to them.
     fn of(results: &RunResults, chart: &Chart) -> Plot {
-        let lines = lines(results, chart);
+        let x_names = categories(results, chart);
+        let lines = lines(results, chart, &x_names);
         let xs: Vec<f64> = lines.iter().flat_map(|l| l.points.iter().map(|p| p.0)).collect();
         let ys: Vec<f64> = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1)).collect();
         let caption = if lines.is_empty() { format!("{} (no data)", chart.title) } else { chart.title.clone() };
+        let x = if x_names.is_empty() { x_axis(&xs, chart.log_x) } else { category_axis(x_names.len()) };
         Plot {
             caption,
             x_label: chart.x_label.clone(),
             y_label: chart.y_label.clone(),
-            x: x_axis(&xs, chart.log_x),
+            x,
             y: y_axis(&ys, chart.log_y),
+            x_names,
             lines,
         }
     }
 }
 
+/// The values of the chart's x key as category names, in the order the points ran, when any of them is
+/// text; empty when they are all numbers.
+fn categories(results: &RunResults, chart: &Chart) -> Vec<String> {
+    let labels = results.labels();
+    let textual = labels.iter().any(|l| results.point(l).and_then(|p| p.get(&chart.x)).is_some_and(|v| v.is_string()));
+    if !textual {
+        return Vec::new();
+    }
+    distinct(labels.iter().filter_map(|l| point_text(results, l, &chart.x)))
+}
+
 /// The lines of a chart: engines in the scenario's order, each split by the values of the series key.
-fn lines(results: &RunResults, chart: &Chart) -> Vec<Line> {
+/// `x_names` are the categories of a categorical x axis (empty for a numeric one).
+fn lines(results: &RunResults, chart: &Chart, x_names: &[String]) -> Vec<Line> {
     let labels = results.labels();
     let groups: Vec<Option<String>> = match &chart.series {
         None => vec![None],
@@ -166,7 +186,7 @@ fn lines(results: &RunResults, chart: &Chart) -> Vec<Line> {
                 _ => true,
             };
             let members: Vec<&String> = labels.iter().filter(|l| in_group(l)).collect();
-            let points = line_points(results, chart, engine, &members);
+            let points = line_points(results, chart, engine, &members, x_names);
             if points.is_empty() {
                 continue;
             }
@@ -177,18 +197,46 @@ fn lines(results: &RunResults, chart: &Chart) -> Vec<Line> {
             out.push(Line { name, color: shade(engine, e, s), marker: s % MARKERS.len(), points });
         }
     }
+    if !x_names.is_empty() {
+        dodge(&mut out);
+    }
     out
 }
 
+/// Spreads the lines of a categorical chart side by side within each category (over half a category's
+/// width, in legend order), so that equal values do not hide one another.
+fn dodge(lines: &mut [Line]) {
+    let n = lines.len() as f64;
+    for (k, line) in lines.iter_mut().enumerate() {
+        let shift = (k as f64 - (n - 1.0) / 2.0) * 0.5 / n;
+        for point in &mut line.points {
+            point.0 += shift;
+        }
+    }
+}
+
 /// The (x, median y) points of one engine over `labels`, sorted by x, without values a log axis cannot show.
-fn line_points(results: &RunResults, chart: &Chart, engine: &str, labels: &[&String]) -> Vec<(f64, f64)> {
+/// On a categorical axis (`x_names` not empty) x is the position of the point's value among `x_names`.
+fn line_points(
+    results: &RunResults,
+    chart: &Chart,
+    engine: &str,
+    labels: &[&String],
+    x_names: &[String],
+) -> Vec<(f64, f64)> {
     let usable = |v: f64, log: bool| v.is_finite() && (!log || v > 0.0);
+    let log_x = chart.log_x && x_names.is_empty();
     let mut points: Vec<(f64, f64)> = labels
         .iter()
         .filter_map(|label| {
-            let x = results.point(label)?.get(&chart.x)?.as_f64()?;
+            let x = if x_names.is_empty() {
+                results.point(label)?.get(&chart.x)?.as_f64()?
+            } else {
+                let name = point_text(results, label, &chart.x)?;
+                x_names.iter().position(|n| *n == name)? as f64
+            };
             let y = results.median(label, engine, &chart.y)?;
-            (usable(x, chart.log_x) && usable(y, chart.log_y)).then_some((x, y))
+            (usable(x, log_x) && usable(y, chart.log_y)).then_some((x, y))
         })
         .collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -228,6 +276,13 @@ fn x_axis(xs: &[f64], log: bool) -> Axis {
     let values = distinct_values(xs);
     let ticks = if log && !values.is_empty() && values.len() <= MAX_VALUE_TICKS { values } else { log_ticks(&range) };
     Axis { range, log, ticks }
+}
+
+/// A categorical x axis of `n` categories at positions `0..n` (the lines dodged around them), half a step of
+/// room each side.
+fn category_axis(n: usize) -> Axis {
+    let n = n.max(1) as f64;
+    Axis { range: -0.5..n - 0.5, log: false, ticks: (0..n as usize).map(|i| i as f64).collect() }
 }
 
 /// The y axis over `ys`: from 0 to 110% of the largest value (linear), or padded decades (log).
@@ -323,11 +378,61 @@ fn tick_label(v: &f64) -> String {
     }
 }
 
-/// Draws `plot` on a backend, choosing the coordinate types for its linear or logarithmic axes.
+/// A linear axis ticked exactly at given values: the positions of a categorical axis's categories.
+struct Ticked {
+    /// The linear mapping.
+    inner: RangedCoordf64,
+    /// Where the ticks (and grid lines) go.
+    ticks: Vec<f64>,
+}
+
+impl Ticked {
+    /// `range`, ticked at `ticks`.
+    fn new(range: Range<f64>, ticks: Vec<f64>) -> Ticked {
+        Ticked { inner: range.into(), ticks }
+    }
+}
+
+impl Ranged for Ticked {
+    // The labels come from the chart's formatter ([`x_tick_label`]), not from this default.
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// The label of an x tick: the category's name on a categorical axis, else the number.
+fn x_tick_label(x_names: &[String], v: &f64) -> String {
+    if x_names.is_empty() {
+        return tick_label(v);
+    }
+    let i = v.round();
+    match x_names.get(i as usize) {
+        Some(name) if i >= 0.0 && (v - i).abs() < 1e-6 => name.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Draws `plot` on a backend, choosing the coordinate types for its linear, logarithmic or categorical axes.
 fn draw_on<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, plot: &Plot) -> Result<()> {
     let (x, y) = (plot.x.range.clone(), plot.y.range.clone());
     let (x_ticks, y_ticks) = (plot.x.ticks.clone(), plot.y.ticks.clone());
+    let categorical = !plot.x_names.is_empty();
     match (plot.x.log, plot.y.log) {
+        (false, false) if categorical => draw(&root, plot, Ticked::new(x, x_ticks), y),
+        (false, true) if categorical => {
+            draw(&root, plot, Ticked::new(x, x_ticks), y.log_scale().with_key_points(y_ticks))
+        }
         (false, false) => draw(&root, plot, x, y),
         (true, false) => draw(&root, plot, x.log_scale().with_key_points(x_ticks), y),
         (false, true) => draw(&root, plot, x, y.log_scale().with_key_points(y_ticks)),
@@ -361,7 +466,7 @@ where
         .configure_mesh()
         .x_desc(plot.x_label.as_str())
         .y_desc(plot.y_label.as_str())
-        .x_label_formatter(&tick_label)
+        .x_label_formatter(&|v| x_tick_label(&plot.x_names, v))
         .y_label_formatter(&tick_label)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 15))
@@ -370,9 +475,12 @@ where
         .draw()
         .map_err(plot_error)?;
     for line in &plot.lines {
-        chart
-            .draw_series(LineSeries::new(line.points.iter().copied(), line.color.stroke_width(2)))
-            .map_err(plot_error)?;
+        // Categories have no order that a line between them would mean.
+        if plot.x_names.is_empty() {
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), line.color.stroke_width(2)))
+                .map_err(plot_error)?;
+        }
         let markers = line.points.iter().map(|&p| EmptyElement::at(p) + marker_shape(line.marker, line.color));
         chart.draw_series(markers).map_err(plot_error)?;
     }
@@ -545,14 +653,44 @@ higher_is_better = true
     #[test]
     fn lines_are_per_engine_and_series_value_sorted_by_x() {
         let r = full();
-        let lines = lines(&r, &r.scenario.chart[0]);
+        let lines = lines(&r, &r.scenario.chart[0], &[]);
         let names: Vec<&str> = lines.iter().map(|l| l.name.as_str()).collect();
         assert_eq!(names, ["segment, flush=os", "segment, flush=sync", "commitlog, flush=os", "commitlog, flush=sync"]);
         assert_eq!(lines[0].points, [(1.0, 101.0), (10.0, 110.0), (100.0, 200.0)]);
         assert_ne!(lines[0].color, lines[2].color);
-        let plain = super::lines(&r, &r.scenario.chart[1]);
+        let plain = super::lines(&r, &r.scenario.chart[1], &[]);
         assert_eq!(plain.len(), 2);
         assert_eq!(plain[0].points.len(), 6);
+    }
+
+    #[test]
+    fn text_values_on_the_x_axis_are_categories() {
+        let mut r = full();
+        let mut chart = r.scenario.chart[1].clone();
+        chart.name = "by-flush-category".into();
+        chart.x = "flush".into();
+        chart.series = Some("partitions".into());
+        chart.log_x = true;
+        let names = categories(&r, &chart);
+        assert_eq!(names, ["os", "sync"]);
+        assert!(categories(&r, &r.scenario.chart[1]).is_empty(), "numbers stay numbers");
+        let lines = lines(&r, &chart, &names);
+        assert_eq!(lines.len(), 6);
+        assert_eq!(lines[0].name, "segment, partitions=1");
+        // Six lines side by side over half a category: the first a quarter minus a twelfth left of it.
+        let shift = -0.25 + 0.5 / 12.0;
+        assert_eq!(lines[0].points, [(shift, 101.0), (1.0 + shift, 101.0)]);
+        assert_eq!(lines[5].points.iter().map(|p| p.0).collect::<Vec<_>>(), [-shift, 1.0 - shift]);
+        assert_eq!(category_axis(2).range, -0.5..1.5);
+        assert_eq!(x_tick_label(&names, &1.0), "sync");
+        assert_eq!(x_tick_label(&names, &0.5), "");
+        assert_eq!(x_tick_label(&[], &0.5), "0.5");
+        r.scenario.chart = vec![chart];
+        let dir = tempfile::tempdir().unwrap();
+        let files = render(&r, dir.path(), "cat").unwrap();
+        check_files(&files);
+        let svg = std::fs::read_to_string(&files[0].svg).unwrap();
+        assert!(svg.contains("\nsync\n") && svg.contains("\nos\n"), "the categories label the ticks");
     }
 
     #[test]
