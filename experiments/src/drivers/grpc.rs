@@ -31,9 +31,9 @@ pub(crate) struct Rig {
     pub topics: Vec<String>,
 }
 
-/// Starts a broker on `dir` (with the workload's consumer-group settings, if any) and creates the workload's
-/// topics on `engine_name`.
-pub(crate) async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> {
+/// The broker configuration of a case: data in `dir`, ports chosen by the system on 127.0.0.1, the
+/// commitlog's index sizes and write path, and the workload's consumer-group settings, if any.
+pub(crate) fn broker_config(dir: &Path, workload: &Workload) -> Result<BrokerConfig> {
     let mut config = BrokerConfig {
         data_dir: dir.to_path_buf(),
         grpc_addr: "127.0.0.1:0".parse()?,
@@ -51,30 +51,53 @@ pub(crate) async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> R
     if let Some(ms) = workload.initial_rebalance_delay_ms {
         config.groups.initial_rebalance_delay_ms = ms;
     }
+    Ok(config)
+}
+
+/// Starts a broker on `dir` (with the workload's consumer-group settings, if any) and creates the workload's
+/// topics on `engine_name`.
+pub(crate) async fn rig(engine_name: &str, dir: &Path, workload: &Workload) -> Result<Rig> {
+    rig_with(broker_config(dir, workload)?, engine_name, workload).await
+}
+
+/// Starts a broker with `config` and creates the workload's topics (`t0`, `t1`, ...) on `engine_name`.
+pub(crate) async fn rig_with(config: BrokerConfig, engine_name: &str, workload: &Workload) -> Result<Rig> {
     let broker = Broker::start(config).await.context("starting janusd")?;
     let client = Client::connect(&format!("http://{}", broker.grpc_addr())).await.context("connecting")?;
+    let mut topics = Vec::new();
+    for t in 0..workload.topics {
+        let name = format!("t{t}");
+        create_topic(&client, &name, engine_name, workload.partitions, workload).await?;
+        topics.push(name);
+    }
+    Ok(Rig { broker, client, topics })
+}
+
+/// Creates topic `name` with `partitions` partitions on `engine_name`, with the workload's flush policy.
+pub(crate) async fn create_topic(
+    client: &Client,
+    name: &str,
+    engine_name: &str,
+    partitions: u32,
+    workload: &Workload,
+) -> Result<()> {
     let engine = match engine_name {
         "segment" => ClientEngine::Segment,
         _ => ClientEngine::Commitlog,
     };
-    let mut topics = Vec::new();
-    for t in 0..workload.topics {
-        let name = format!("t{t}");
-        let topic = NewTopic {
-            name: name.clone(),
-            engine,
-            partitions: workload.partitions,
-            configs: [
-                ("flush.policy".to_string(), workload.flush.clone()),
-                ("max.message.bytes".to_string(), crate::engines::MAX_MESSAGE_BYTES.to_string()),
-            ]
-            .into_iter()
-            .collect(),
-        };
-        client.create_topic(&topic).await.with_context(|| format!("creating {name}"))?;
-        topics.push(name);
-    }
-    Ok(Rig { broker, client, topics })
+    let topic = NewTopic {
+        name: name.to_string(),
+        engine,
+        partitions,
+        configs: [
+            ("flush.policy".to_string(), workload.flush.clone()),
+            ("max.message.bytes".to_string(), crate::engines::MAX_MESSAGE_BYTES.to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    client.create_topic(&topic).await.with_context(|| format!("creating {name}"))?;
+    Ok(())
 }
 
 /// Produce requests to cycle: each one client-built RecordBatch v2 of the workload's messages (the fast
@@ -112,17 +135,22 @@ pub(crate) fn block_on<T>(f: impl std::future::Future<Output = Result<T>>) -> Re
 }
 
 /// What a produce phase did.
-struct Produced {
-    messages: u64,
-    payload_bytes: u64,
-    wanted: u64,
-    took: Took,
-    latency: Histogram<u64>,
+pub(crate) struct Produced {
+    /// Messages acknowledged.
+    pub messages: u64,
+    /// Their payload (value) bytes.
+    pub payload_bytes: u64,
+    /// Of them, messages carrying the wanted tag.
+    pub wanted: u64,
+    /// Wall and CPU time of the phase.
+    pub took: Took,
+    /// Latency of each request (closed loop: from its send; open loop: from its due time).
+    pub latency: Histogram<u64>,
 }
 
 /// Sends produce requests round-robin over every partition, `workload.producers` at a time (closed loop), or
 /// on an open-loop schedule of `paced_requests_per_s`, until the message or time limit.
-async fn produce_phase(
+pub(crate) async fn produce_phase(
     rig: &Rig,
     workload: &Workload,
     messages: u64,
