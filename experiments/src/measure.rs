@@ -26,6 +26,31 @@ pub fn process_cpu() -> Duration {
     }
 }
 
+/// Resident memory of this process in MB (10^6 bytes): `VmRSS` of `/proc/self/status`; `None` where it cannot
+/// be read. For `grpc` cases this is the broker and the load generator together, and it includes the pages of
+/// files the process maps (the commitlog's files, RocksDB's tables).
+pub fn rss_mb() -> Option<f64> {
+    status_mb("VmRSS")
+}
+
+/// Anonymous resident memory of this process in MB: `RssAnon` of `/proc/self/status` (heap and stacks,
+/// without mapped file pages).
+pub fn rss_anon_mb() -> Option<f64> {
+    status_mb("RssAnon")
+}
+
+/// A `kB` field of `/proc/self/status`, in MB.
+fn status_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib(&status, field).map(|kib| kib as f64 * 1024.0 / 1e6)
+}
+
+/// The value of `field` (e.g. `VmRSS`) in a `/proc/<pid>/status` text, in KiB.
+fn status_kib(status: &str, field: &str) -> Option<u64> {
+    let value = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
+    value.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// Wall and process CPU time of one measured phase.
 #[derive(Clone, Copy, Debug)]
 pub struct Phase {
@@ -150,6 +175,17 @@ mod tests {
         assert_eq!(m["mb_per_s"], 1000.0);
         assert_eq!(m["msgs_per_s"], 500.0);
         assert_eq!(m["cpu_s_per_gb"], 0.5);
+    }
+
+    #[test]
+    fn resident_memory_is_read_from_proc() {
+        let status = "Name:\tx\nVmHWM:\t  9 kB\nVmRSS:\t   12345 kB\nRssAnon:\t 77 kB\n";
+        assert_eq!(status_kib(status, "VmRSS"), Some(12345));
+        assert_eq!(status_kib(status, "RssAnon"), Some(77));
+        assert_eq!(status_kib(status, "Rss"), None);
+        assert_eq!(status_kib("Name:\tx\n", "VmRSS"), None);
+        assert!(rss_mb().is_some_and(|mb| mb > 0.0));
+        assert!(rss_anon_mb().is_some_and(|mb| mb > 0.0));
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub enum Kind {
     /// A consumer group reads an open-loop stream while a member joins, leaves or is killed; rebalance time
     /// and the pause in consumption.
     Rebalance,
+    /// Delayed messages are scheduled (spread over a period, or all due in one second), then consumed as
+    /// they are delivered; how late they arrive, and the broker's memory while they are pending.
+    Timers,
 }
 
 /// How the harness reaches the engine.
@@ -63,6 +66,16 @@ pub enum GroupEvent {
     Leave,
     /// One member's tasks are dropped without leaving, as `kill -9` looks to the broker.
     Kill,
+}
+
+/// How the due times of a timers case are laid out.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerPattern {
+    /// `messages` due evenly over `spread_s` seconds, from shortly after scheduling begins.
+    Spread,
+    /// `burst_messages` all due in the same second, a few seconds after they are all scheduled.
+    Burst,
 }
 
 /// The workload of one run; every key can be swept.
@@ -128,6 +141,12 @@ pub struct Workload {
     pub heartbeat_interval_ms: Option<u64>,
     /// The broker's `groups.initial_rebalance_delay_ms`; absent: its default (3 s).
     pub initial_rebalance_delay_ms: Option<u64>,
+    /// Timers cases: how the due times are laid out (required there).
+    pub timer_pattern: Option<TimerPattern>,
+    /// Timers cases, `spread`: the seconds over which the due times are spread evenly.
+    pub spread_s: f64,
+    /// Timers cases, `burst`: the messages due in the one second; absent: `messages`.
+    pub burst_messages: Option<u64>,
 }
 
 impl Default for Workload {
@@ -160,6 +179,9 @@ impl Default for Workload {
             assignor: None,
             heartbeat_interval_ms: None,
             initial_rebalance_delay_ms: None,
+            timer_pattern: None,
+            spread_s: 600.0,
+            burst_messages: None,
         }
     }
 }
@@ -221,9 +243,14 @@ impl Workload {
         {
             bail!("`assignor` must be \"range\", \"roundrobin\" or \"sticky\", not {assignor:?}");
         }
-        for (key, value) in
-            [("session_timeout_ms", self.session_timeout_ms), ("heartbeat_interval_ms", self.heartbeat_interval_ms)]
-        {
+        if !(self.spread_s.is_finite() && self.spread_s > 0.0) {
+            bail!("`spread_s` must be positive, not {}", self.spread_s);
+        }
+        for (key, value) in [
+            ("session_timeout_ms", self.session_timeout_ms),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("burst_messages", self.burst_messages),
+        ] {
             if value == Some(0) {
                 bail!("workload key `{key}` must be at least 1");
             }

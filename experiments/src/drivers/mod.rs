@@ -5,6 +5,7 @@ pub mod inproc;
 pub mod read;
 pub mod rebalance;
 pub mod recovery;
+pub mod timers;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -32,6 +33,7 @@ pub fn run(
         (Kind::Tags, Access::Grpc) => grpc::tags(engine, dir, workload),
         (Kind::Recovery, Access::Inproc) => recovery::recovery(engine, dir, workload),
         (Kind::Rebalance, Access::Grpc) => rebalance::rebalance(engine, dir, workload, round),
+        (Kind::Timers, Access::Grpc) => timers::timers(engine, dir, workload),
         (kind, access) => bail!("{kind:?} is not measured over {access:?}"),
     }
 }
@@ -41,6 +43,6 @@ pub fn baseline_key(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Produce | Kind::Latency => Some("append_mb_per_s"),
         Kind::Consume | Kind::Fanout | Kind::Tags => Some("sendfile_mb_per_s"),
-        Kind::Recovery | Kind::Rebalance => None,
+        Kind::Recovery | Kind::Rebalance | Kind::Timers => None,
     }
 }
