@@ -34,6 +34,9 @@ pub enum Kind {
     /// Delayed messages are scheduled (spread over a period, or all due in one second), then consumed as
     /// they are delivered; how late they arrive, and the broker's memory while they are pending.
     Timers,
+    /// Data is written first; receivers (RocketMQ 5's SimpleConsumer) then receive and acknowledge all of
+    /// it, nacking a fraction of first deliveries; acknowledged messages per second.
+    Receive,
 }
 
 /// How the harness reaches the engine.
@@ -147,6 +150,9 @@ pub struct Workload {
     pub spread_s: f64,
     /// Timers cases, `burst`: the messages due in the one second; absent: `messages`.
     pub burst_messages: Option<u64>,
+    /// Receive cases: the fraction of first deliveries the receivers nack (chosen by a hash of the
+    /// message's partition and offset, so the same positions on both engines and in every round).
+    pub nack_fraction: f64,
 }
 
 impl Default for Workload {
@@ -182,6 +188,7 @@ impl Default for Workload {
             timer_pattern: None,
             spread_s: 600.0,
             burst_messages: None,
+            nack_fraction: 0.0,
         }
     }
 }
@@ -245,6 +252,9 @@ impl Workload {
         }
         if !(self.spread_s.is_finite() && self.spread_s > 0.0) {
             bail!("`spread_s` must be positive, not {}", self.spread_s);
+        }
+        if !(0.0..1.0).contains(&self.nack_fraction) {
+            bail!("`nack_fraction` must be in [0, 1), not {}", self.nack_fraction);
         }
         for (key, value) in [
             ("session_timeout_ms", self.session_timeout_ms),

@@ -4,6 +4,7 @@ pub mod grpc;
 pub mod inproc;
 pub mod read;
 pub mod rebalance;
+pub mod receive;
 pub mod recovery;
 pub mod timers;
 pub mod write;
@@ -34,6 +35,7 @@ pub fn run(
         (Kind::Recovery, Access::Inproc) => recovery::recovery(engine, dir, workload),
         (Kind::Rebalance, Access::Grpc) => rebalance::rebalance(engine, dir, workload, round),
         (Kind::Timers, Access::Grpc) => timers::timers(engine, dir, workload),
+        (Kind::Receive, Access::Grpc) => receive::receive(engine, dir, workload),
         (kind, access) => bail!("{kind:?} is not measured over {access:?}"),
     }
 }
@@ -43,6 +45,6 @@ pub fn baseline_key(kind: Kind) -> Option<&'static str> {
     match kind {
         Kind::Produce | Kind::Latency => Some("append_mb_per_s"),
         Kind::Consume | Kind::Fanout | Kind::Tags => Some("sendfile_mb_per_s"),
-        Kind::Recovery | Kind::Rebalance | Kind::Timers => None,
+        Kind::Recovery | Kind::Rebalance | Kind::Timers | Kind::Receive => None,
     }
 }

@@ -313,7 +313,7 @@ fn phase(round: u32, workload: &Workload, event: GroupEvent) -> f64 {
 }
 
 /// SplitMix64's mixing function: nearby inputs give unrelated outputs.
-fn splitmix(x: u64) -> u64 {
+pub(crate) fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
