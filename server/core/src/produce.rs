@@ -226,17 +226,25 @@ impl Core {
         let routed = route(&topic, req)?;
         let mut batches: Vec<(u32, RecordBatch)> = Vec::new();
         let mut timers: Vec<TimerEntry> = Vec::new();
+        let mut scheduled: Vec<(usize, ScheduledMessage)> = Vec::new();
         for (partition, records) in routed {
             let mut now_records = Vec::with_capacity(records.len());
             for (i, record) in records {
                 match dues[i] {
-                    Some(due_ms) => timers.push(TimerEntry {
-                        due_ms,
-                        id: message_ids[i].clone(),
-                        topic: topic.name.clone(),
-                        partition,
-                        record,
-                    }),
+                    Some(due_ms) => {
+                        let message_id = message_ids[i].clone();
+                        scheduled.push((
+                            i,
+                            ScheduledMessage { message_id: message_id.clone(), partition, deliver_at_ms: due_ms },
+                        ));
+                        timers.push(TimerEntry {
+                            due_ms,
+                            id: message_id,
+                            topic: topic.name.clone(),
+                            partition,
+                            record,
+                        });
+                    }
                     None => now_records.push(record),
                 }
             }
@@ -249,11 +257,8 @@ impl Core {
             // Checked now, so a message that could never be appended is refused rather than dropped later.
             build_batches(&topic.name, std::slice::from_ref(&t.record), max)?;
         }
-        let mut scheduled: Vec<ScheduledMessage> = timers
-            .iter()
-            .map(|t| ScheduledMessage { message_id: t.id.clone(), partition: t.partition, deliver_at_ms: t.due_ms })
-            .collect();
-        scheduled.sort_by_key(|s| message_ids.iter().position(|id| *id == s.message_id));
+        scheduled.sort_unstable_by_key(|(i, _)| *i);
+        let scheduled = scheduled.into_iter().map(|(_, s)| s).collect();
         self.schedule(timers, wait_durable).await?;
         let appends =
             if batches.is_empty() { Vec::new() } else { self.append_and_wait(topic, batches, wait_durable).await? };
