@@ -130,14 +130,14 @@ impl Core {
     pub async fn run_timer_delivery(&self) {
         let mut shutdown = self.shutdown_signal();
         let precision = self.messaging.config.timer_precision;
-        let mut scanned_from = 0i64;
+        let mut scanned_from = ScanStart::default();
         loop {
             if self.shutting_down() {
                 return;
             }
             let wait = match self.deliver_due_round(&mut scanned_from).await {
                 Ok(true) => continue,
-                Ok(false) => self.time_to_next_timer(scanned_from).await.unwrap_or(precision).min(precision),
+                Ok(false) => self.time_to_next_timer(scanned_from.due_ms).await.unwrap_or(precision).min(precision),
                 Err(e) => {
                     tracing::warn!(error = %e, "timer delivery failed; retrying");
                     precision
@@ -157,17 +157,20 @@ impl Core {
     }
 
     /// Delivers one round of due messages; `Ok(true)` when the round was full (more may be due).
-    async fn deliver_due_round(&self, scanned_from: &mut i64) -> Result<bool, BrokerError> {
+    async fn deliver_due_round(&self, scanned_from: &mut ScanStart) -> Result<bool, BrokerError> {
         let round = self.messaging.timers.round.lock().await;
         let now = self.messaging.now_ms();
         {
             let mut floor = sync_lock(&self.messaging.timers.floor_ms);
-            *floor = (*floor).max(now);
+            // Past every key this round can reach, so a schedule made during the round lands after the
+            // point where the next round starts (a message due now is delivered a millisecond later).
+            *floor = (*floor).max(now + 1);
         }
-        let (from, limit) = (*scanned_from, self.messaging.config.timer_delivery_batch);
-        let due = self.blocking(move |r| Ok(r.meta().due_timers(from, now, limit)?)).await?;
+        let (from, limit) = (scanned_from.clone(), self.messaging.config.timer_delivery_batch);
+        let due =
+            self.blocking(move |r| Ok(r.meta().due_timers(from.due_ms, from.after_id.as_deref(), now, limit)?)).await?;
         if due.is_empty() {
-            *scanned_from = now;
+            *scanned_from = ScanStart { due_ms: now, after_id: None };
             return Ok(false);
         }
         let full = due.len() >= limit;
@@ -196,15 +199,27 @@ impl Core {
         for e in &due {
             m::record_timer_lateness(delivered_at - e.due_ms);
         }
-        let last_due = due.last().map_or(now, |e| e.due_ms);
+        let last = due.last().map(|e| (e.due_ms, e.id.clone()));
         let n = due.len() as u64;
         self.blocking(move |r| Ok(r.meta().remove_timers(due.iter().map(|e| (e.due_ms, e.id.as_str())))?)).await?;
         self.messaging.timers.sub_pending(n);
         m::timers_delivered(n);
-        *scanned_from = if full { last_due } else { now };
+        *scanned_from = match last {
+            Some((due_ms, id)) if full => ScanStart { due_ms, after_id: Some(id) },
+            _ => ScanStart { due_ms: now, after_id: None },
+        };
         drop(round);
         Ok(full)
     }
+}
+
+/// Where the delivery task's next scan starts: everything before it was delivered (schedules are clamped
+/// to the floor, which is never below it).
+#[derive(Clone, Debug, Default)]
+struct ScanStart {
+    due_ms: i64,
+    /// After this message of `due_ms` (a full round ended there), or from the start of `due_ms`.
+    after_id: Option<String>,
 }
 
 fn no_timer(id: &str) -> BrokerError {

@@ -148,11 +148,27 @@ impl MetaStore {
         self.db.write_opt(batch, &write_opts(sync)).map_err(|e| self.err(e))
     }
 
-    /// At most `limit` scheduled messages due in `from_ms..=up_to_ms`, in due order.
-    pub fn due_timers(&self, from_ms: i64, up_to_ms: i64, limit: usize) -> Result<Vec<TimerEntry>, MetaError> {
+    /// At most `limit` scheduled messages due in `from_ms..=up_to_ms`, in due order; with `after_id`, only
+    /// those after the message (`from_ms`, `after_id`) in that order (where the previous full round ended:
+    /// the scan then starts past the round's deletions instead of stepping over them).
+    pub fn due_timers(
+        &self,
+        from_ms: i64,
+        after_id: Option<&str>,
+        up_to_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<TimerEntry>, MetaError> {
         let cf = self.cf(CF_TIMERS)?;
         let mut opts = ReadOptions::default();
-        opts.set_iterate_lower_bound(from_ms.max(0).to_be_bytes().to_vec());
+        let lower = match after_id {
+            Some(id) => {
+                let mut k = timer_key(from_ms, id);
+                k.push(0);
+                k
+            }
+            None => from_ms.max(0).to_be_bytes().to_vec(),
+        };
+        opts.set_iterate_lower_bound(lower);
         opts.set_iterate_upper_bound((up_to_ms.max(0) + 1).to_be_bytes().to_vec());
         let mut out = Vec::new();
         for item in self.db.iterator_cf_opt(cf, opts, IteratorMode::Start).take(limit) {
@@ -234,6 +250,38 @@ impl MetaStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn due_rounds_resume_after_the_last_message_and_cancel_by_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(dir.path()).unwrap();
+        let entry = |due_ms, id: String| TimerEntry {
+            due_ms,
+            id,
+            topic: "t".into(),
+            partition: 0,
+            record: NewRecord { key: None, value: None, headers: vec![], timestamp_ms: 0 },
+        };
+        let mut all: Vec<TimerEntry> = (0..25).map(|i| entry(1000, format!("id{i:02}"))).collect();
+        all.push(entry(2000, "late".into()));
+        meta.put_timers(&all, false).unwrap();
+        assert_eq!(meta.count_timers().unwrap(), 26);
+        let (mut seen, mut after) = (Vec::new(), None::<(i64, String)>);
+        loop {
+            let (from, id) = after.clone().map_or((0, None), |(d, i)| (d, Some(i)));
+            let round = meta.due_timers(from, id.as_deref(), 1500, 10).unwrap();
+            let Some(last) = round.last() else { break };
+            after = Some((last.due_ms, last.id.clone()));
+            meta.remove_timers(round.iter().map(|e| (e.due_ms, e.id.as_str()))).unwrap();
+            seen.extend(round.into_iter().map(|e| e.id));
+        }
+        assert_eq!(seen, (0..25).map(|i| format!("id{i:02}")).collect::<Vec<_>>(), "each once, in order");
+        assert_eq!(meta.next_timer_due(0).unwrap(), Some(2000));
+        let late = meta.timer_by_id("late").unwrap().unwrap();
+        meta.cancel_timer(&late).unwrap();
+        assert_eq!(meta.timer_by_id("late").unwrap(), None);
+        assert_eq!(meta.count_timers().unwrap(), 0);
+    }
 
     #[test]
     fn entries_round_trip_through_their_encoding() {
