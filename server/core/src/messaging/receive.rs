@@ -72,6 +72,13 @@ pub struct ReceivedMessage {
     pub record: Record,
 }
 
+/// Bytes to read for `wanted` messages: about 2 KiB each, from 16 KiB to 1 MiB (a read returns whole
+/// batches, at least one); reading the broker's default 1 MiB to hand out 32 messages would decode and
+/// drop the rest.
+fn read_bytes(wanted: usize) -> u32 {
+    (wanted as u32).saturating_mul(2048).clamp(16 << 10, 1 << 20)
+}
+
 /// The retry topic of `group` for `topic`.
 pub fn retry_topic_name(group: &str, topic: &str) -> String {
     format!("%RETRY%{group}+{topic}")
@@ -186,7 +193,7 @@ impl Core {
                         topic: topic.name.clone(),
                         partition,
                         offset: cursor,
-                        max_bytes: 0,
+                        max_bytes: read_bytes(want - out.len()),
                         max_wait_ms: 0,
                         tags: tags.to_vec(),
                         format: RecordFormat::Records,
@@ -357,7 +364,8 @@ impl Core {
                     topic: key.topic.to_string(),
                     partition: key.partition,
                     offset,
-                    max_bytes: 0,
+                    // The smallest read: the one batch (or message) holding the offset.
+                    max_bytes: 1,
                     max_wait_ms: 0,
                     tags: vec![],
                     format: RecordFormat::Records,
