@@ -3,6 +3,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`topics`] | the [`EngineSet`](topics::EngineSet) (the one place that names concrete engines), the crash-safe topic registry, per-topic state |
+//! | [`producers`] | the idempotent producer's per-partition sequence state and checks |
 //! | [`produce`] | routing, partitioning, validation, batching, appends, durability waits |
 //! | [`fetch`] | reads with tag filters, long-poll waits, positions, subscriptions |
 //! | [`groups`] | consumer groups: the coordinator (membership, generations, assignment) and fenced offsets |
@@ -30,6 +31,7 @@ pub mod messaging;
 pub mod meta;
 pub mod metrics;
 pub mod produce;
+pub mod producers;
 pub mod topics;
 
 /// Ship a [`janus_api::ReadSlice`] to a socket: `sendfile(2)` for file ranges, `writev(2)` for mapped regions.
