@@ -5,7 +5,8 @@
 //! - `group_offsets`: `group \0 topic \0 partition (u32 BE)` -> committed offset (i64 BE);
 //! - `group_state`: group name -> JSON [`GroupState`];
 //! - `group_meta`: group name -> the coordinator's JSON record of the group (members, generation, assignments);
-//! - `timers` and `timer_ids`: scheduled messages in due order, and their ids (see [`timers`]).
+//! - `timers` and `timer_ids`: scheduled messages in due order, and their ids (see [`timers`]);
+//! - `producer_ids`: the idempotent producer's issued ids and epochs (see [`producers`]).
 //!
 //! Every write goes through the WAL with `sync`, so what a call returned survives a crash of the process
 //! or the machine. A topic's `state` makes create and delete crash-safe (see [`TopicState`]).
@@ -22,6 +23,7 @@ const CF_GROUP_STATE: &str = "group_state";
 const CF_GROUP_META: &str = "group_meta";
 const CFS: [&str; 4] = [CF_TOPICS, CF_GROUP_OFFSETS, CF_GROUP_STATE, CF_GROUP_META];
 
+pub mod producers;
 pub mod timers;
 
 /// The longest group name accepted, in bytes.
@@ -119,7 +121,7 @@ impl std::fmt::Debug for MetaStore {
     }
 }
 
-fn sync_writes() -> WriteOptions {
+pub(crate) fn sync_writes() -> WriteOptions {
     let mut w = WriteOptions::default();
     w.set_sync(true);
     w
@@ -173,7 +175,8 @@ impl MetaStore {
         let cfs = CFS
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
             .into_iter()
-            .chain(timers::column_families());
+            .chain(timers::column_families())
+            .chain([producers::column_family()]);
         let db = DB::open_cf_descriptors(&opts, dir, cfs)
             .map_err(|e| MetaError::Db { path: dir.to_path_buf(), detail: e.into_string() })?;
         Ok(MetaStore { db, path: dir.to_path_buf() })
