@@ -4,9 +4,11 @@
 //!   segment engine; soon also what clients put on the wire);
 //! - [`partitioner`]: Kafka's default partitioner for keyed messages (murmur2), so keys land where Kafka's
 //!   Java client puts them;
-//! - [`message_id`]: message ids in the shape of RocketMQ's `UNIQ_KEY`.
+//! - [`message_id`]: message ids in the shape of RocketMQ's `UNIQ_KEY`;
+//! - [`headers`]: record header names with a meaning beyond the record (RocketMQ's properties).
 
 pub mod batch;
+pub mod headers;
 pub mod message_id;
 pub mod partitioner;
 

@@ -4,6 +4,7 @@
 use std::io::BufRead;
 
 use bytes::Bytes;
+use janus_codec::headers;
 use janus_proto::v1 as pb;
 
 use super::messaging_args::{DlqCommand, MessageCommand, ReceiveArgs, ScheduleArgs, Settle, TimerCommand};
@@ -14,13 +15,13 @@ use crate::record::ConsumerRecord;
 
 /// Headers a dead letter carries that its resent copy drops.
 const DEAD_LETTER_HEADERS: [&str; 7] = [
-    "RETRY_TOPIC",
-    "RECONSUME_TIME",
-    "ORIGIN_MESSAGE_ID",
-    "JANUS_ORIGIN_PARTITION",
-    "JANUS_ORIGIN_OFFSET",
-    "JANUS_DLQ_ATTEMPTS",
-    "JANUS_TIMER_DUE_MS",
+    headers::RETRY_TOPIC,
+    headers::RECONSUME_TIME,
+    headers::ORIGIN_MESSAGE_ID,
+    headers::ORIGIN_PARTITION,
+    headers::ORIGIN_OFFSET,
+    headers::DLQ_ATTEMPTS,
+    headers::TIMER_DUE_MS,
 ];
 /// Messages per produce request of a scheduled `janus produce`.
 const SCHEDULED_REQUEST_MESSAGES: usize = 1000;
@@ -165,11 +166,11 @@ pub(crate) async fn dlq(client: &Client, cmd: DlqCommand, io: &mut Io<'_>) -> Re
             for r in &records {
                 table.add_row(vec![
                     r.offset.to_string(),
-                    header(r, "RETRY_TOPIC").unwrap_or("").to_string(),
-                    header(r, "JANUS_ORIGIN_PARTITION").unwrap_or("").to_string(),
-                    header(r, "JANUS_ORIGIN_OFFSET").unwrap_or("").to_string(),
-                    header(r, "ORIGIN_MESSAGE_ID").unwrap_or("").to_string(),
-                    header(r, "JANUS_DLQ_ATTEMPTS").unwrap_or("").to_string(),
+                    header(r, headers::RETRY_TOPIC).unwrap_or("").to_string(),
+                    header(r, headers::ORIGIN_PARTITION).unwrap_or("").to_string(),
+                    header(r, headers::ORIGIN_OFFSET).unwrap_or("").to_string(),
+                    header(r, headers::ORIGIN_MESSAGE_ID).unwrap_or("").to_string(),
+                    header(r, headers::DLQ_ATTEMPTS).unwrap_or("").to_string(),
                     value_text(r).chars().take(40).collect(),
                 ]);
             }
@@ -193,9 +194,9 @@ pub(crate) async fn dlq(client: &Client, cmd: DlqCommand, io: &mut Io<'_>) -> Re
                 return Err(CliError::Failed(format!("group '{group}' has {which} ({})", topic(&group))));
             }
             for r in chosen {
-                let origin = header(r, "RETRY_TOPIC")
+                let origin = header(r, headers::RETRY_TOPIC)
                     .ok_or_else(|| CliError::Failed(format!("dead letter {} names no original topic", r.offset)))?;
-                let partition = header(r, "JANUS_ORIGIN_PARTITION").and_then(|p| p.parse().ok());
+                let partition = header(r, headers::ORIGIN_PARTITION).and_then(|p| p.parse().ok());
                 let message = pb::Message {
                     key: r.key.clone(),
                     value: r.value.clone(),

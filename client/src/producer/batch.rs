@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
+use janus_codec::headers::UNIQ_KEY;
 use janus_codec::message_id::new_message_id;
 use janus_codec::{Header, NewRecord, RecordBatch};
 use janus_proto::v1 as pb;
@@ -13,9 +14,6 @@ use tokio::sync::watch;
 use super::config::{RecordCompression, WireFormat};
 use super::delivery::{BatchAck, Outcome, OutcomeSender, outcome_channel};
 use crate::error::Result;
-
-/// RocketMQ's message id header.
-const UNIQ_KEY: &str = "UNIQ_KEY";
 
 /// How sealed batches become requests.
 #[derive(Clone, Copy, Debug)]

@@ -17,7 +17,8 @@ pub mod durable;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
-pub mod headers;
+/// Record header names with a meaning beyond the record (RocketMQ properties), shared with the client.
+pub use janus_codec::headers;
 pub mod slice;
 pub mod sync;
 pub mod topic;

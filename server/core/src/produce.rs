@@ -216,11 +216,11 @@ impl Core {
         let config = self.messaging.config();
         let mut dues = Vec::with_capacity(req.messages.len());
         for (i, m) in req.messages.iter().enumerate() {
-            let due = match req.schedule.map_or_else(|| Schedule::from_headers(&m.headers), |s| Ok(Some(s))) {
-                Ok(Some(s)) => Some(s.due_ms(now, &config.delay_levels_ms, config.timer_max_delay_ms)?),
-                Ok(None) => None,
-                Err(e) => return Err(BrokerError::new(e.code(), format!("message {i}: {}", e.message()))),
-            };
+            let due = req
+                .schedule
+                .map_or_else(|| Schedule::from_headers(&m.headers), |s| Ok(Some(s)))
+                .and_then(|s| s.map(|s| s.due_ms(now, &config.delay_levels_ms, config.timer_max_delay_ms)).transpose())
+                .map_err(|e| BrokerError::new(e.code(), format!("message {i}: {}", e.message())))?;
             dues.push(due.filter(|d| *d > now));
         }
         let routed = route(&topic, req)?;

@@ -368,6 +368,28 @@ async fn a_groups_max_reconsume_times_is_stored_and_outlives_a_restart() {
     broker.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_message_that_no_longer_fits_is_dropped_without_holding_up_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, client) = start(dir.path()).await;
+    create(&client, "fits", Engine::Segment, 1, &[]).await;
+    create(&client, "shrinks", Engine::Commitlog, 1, &[]).await;
+    let soon = Some(Delivery::After(Duration::from_millis(800)));
+    client.produce_messages("shrinks", Some(0), vec![msg(&"x".repeat(4000))], soon, false).await.unwrap();
+    client.produce_messages("fits", Some(0), vec![msg("small")], soon, false).await.unwrap();
+    let limit = BTreeMap::from([("max.message.bytes".to_string(), "1024".to_string())]);
+    client.alter_topic_config("shrinks", limit).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fetch_all(&client, "fits", 0).await.is_empty() {
+        assert!(Instant::now() < deadline, "the other topic's message was held up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(fetch_all(&client, "shrinks", 0).await.is_empty(), "a message over the new limit is not appended");
+    assert_eq!(fetch_all(&client, "fits", 0).await.len(), 1, "and the other is delivered once");
+    broker.shutdown().await.unwrap();
+}
+
 /// Runs the `janus` CLI in-process against the client's broker; stdout, or stderr on failure.
 async fn cli(client: &Client, args: &[&str]) -> Result<String, String> {
     let mut argv = vec!["janus", "--broker", client.url()];

@@ -219,6 +219,16 @@ impl LeaseTable {
         out
     }
 
+    /// Marks committed offsets taken by [`LeaseTable::take_moved`] as not stored (their write failed), so
+    /// the next pass writes them again.
+    pub fn unstore(&mut self, keys: &[QueueKey]) {
+        for key in keys {
+            if let Some(q) = self.queues.get_mut(key) {
+                q.stored = i64::MIN;
+            }
+        }
+    }
+
     /// Forgets every queue of `topic` (deleted) and their leases.
     pub fn forget_topic(&mut self, topic: &str) {
         let gone: Vec<QueueKey> = self.queues.keys().filter(|k| &*k.topic == topic).cloned().collect();

@@ -6,7 +6,7 @@
 //!   ([`janus_codec::message_id`]), so the scan starts a minute before it (a time-index seek) and reads at
 //!   most [`SCAN_MESSAGES`] messages per partition; if that misses (a delayed message is stored when it
 //!   falls due) or the id has another shape, the newest [`SCAN_MESSAGES`] are scanned too. A message still
-//!   waiting in the timer store is reported as pending instead (see [`crate::Core::pending_timer`]).
+//!   waiting in the timer store is reported as pending instead ([`Lookup::Pending`]).
 
 use std::sync::Arc;
 
@@ -30,6 +30,15 @@ pub enum MessageQuery {
     Id(String),
     /// Messages with this key (a word of their `KEYS` header, or their record key).
     Key(String),
+}
+
+/// What a lookup found.
+#[derive(Clone, Debug)]
+pub enum Lookup {
+    /// Stored messages, by partition and offset.
+    Found(Vec<FoundMessage>),
+    /// The id names a message of the topic still waiting in the timer store.
+    Pending(crate::messaging::PendingTimer),
 }
 
 /// A message found by a lookup.
@@ -84,9 +93,17 @@ fn scan(
 }
 
 impl Core {
-    /// Messages of `topic` matching `query` (at most 64), by partition and offset.
-    pub async fn lookup_message(&self, topic: &str, query: MessageQuery) -> Result<Vec<FoundMessage>, BrokerError> {
+    /// Messages of `topic` matching `query` (at most 64), by partition and offset; for an id that names a
+    /// scheduled message of the topic not yet due, that pending message.
+    pub async fn lookup_message(&self, topic: &str, query: MessageQuery) -> Result<Lookup, BrokerError> {
         let topic = self.topic(topic)?;
+        if let MessageQuery::Id(id) = &query
+            && !id.is_empty()
+            && let Ok(pending) = self.pending_timer(id.clone()).await
+            && pending.topic == topic.name
+        {
+            return Ok(Lookup::Pending(pending));
+        }
         let what = match &query {
             MessageQuery::Id(id) | MessageQuery::Key(id) if id.is_empty() => {
                 return Err(BrokerError::invalid("the id or key to look up is empty"));
@@ -107,7 +124,7 @@ impl Core {
             ));
         }
         found.sort_by_key(|f| (f.partition, f.record.offset));
-        Ok(found)
+        Ok(Lookup::Found(found))
     }
 }
 

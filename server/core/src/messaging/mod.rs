@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use config::MessagingConfig;
 use janus_api::Header;
-pub use lookup::{FoundMessage, MessageQuery};
+pub use lookup::{FoundMessage, Lookup, MessageQuery};
 pub use receive::{ReceiveRequest, ReceivedMessage, dlq_topic_name, retry_topic_name};
 pub use schedule::Schedule;
 pub use timers::{PendingTimer, ScheduledMessage};

@@ -527,6 +527,7 @@ impl Core {
         if moved.is_empty() {
             return;
         }
+        let keys: Vec<QueueKey> = moved.iter().map(|(k, _)| k.clone()).collect();
         let mut by_group: BTreeMap<GroupTopic, Vec<(u32, i64)>> = BTreeMap::new();
         for (k, offset) in moved {
             by_group.entry((k.group, k.topic)).or_default().push((k.partition, offset));
@@ -543,7 +544,8 @@ impl Core {
             })
             .await;
         if let Err(e) = result {
-            tracing::warn!(error = %e, "could not store receiving groups' committed offsets");
+            tracing::warn!(error = %e, "could not store receiving groups' committed offsets; trying again");
+            sync::lock(&self.messaging.leases).unstore(&keys);
         }
     }
 }

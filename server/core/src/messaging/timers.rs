@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use janus_api::{Header, NewRecord, RecordBatch, headers};
+use janus_api::{Header, NewRecord, headers};
 use tokio::sync::Notify;
 
 use crate::Core;
@@ -183,42 +183,80 @@ impl Core {
             return Ok(false);
         }
         let full = due.len() >= limit;
-        let mut by_target: BTreeMap<(String, u32), Vec<NewRecord>> = BTreeMap::new();
+        let mut by_target: BTreeMap<(String, u32), Vec<&TimerEntry>> = BTreeMap::new();
         for e in &due {
-            by_target.entry((e.topic.clone(), e.partition)).or_default().push(delivered_copy(e, now));
+            by_target.entry((e.topic.clone(), e.partition)).or_default().push(e);
         }
-        for ((topic_name, partition), records) in by_target {
-            let topic = match self.topic(&topic_name) {
-                Ok(t) if partition < t.partitions => t,
-                _ => {
-                    tracing::warn!(topic = %topic_name, partition, dropped = records.len(),
-                        "scheduled messages are due for a topic or partition that no longer exists: dropped");
-                    m::timers_dropped(records.len() as u64);
-                    continue;
+        // What is done with (appended or dropped) leaves the store even if a later target fails, so a failing
+        // partition never makes the others' messages come again on every retry.
+        let mut done: Vec<&TimerEntry> = Vec::with_capacity(due.len());
+        let mut failed = None;
+        for ((topic_name, partition), entries) in by_target {
+            match self.deliver_to(&topic_name, partition, &entries, now).await {
+                Ok(()) => done.extend(entries),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
-            };
-            let max = topic.config().max_message_bytes as usize;
-            let batches: Vec<(u32, RecordBatch)> = crate::produce::build_batches(&topic.name, &records, max)?
-                .into_iter()
-                .map(|b| (partition, b))
-                .collect();
-            self.append_and_wait(topic, batches, false).await?;
+            }
+        }
+        if let Some(e) = failed {
+            self.remove_delivered(&done).await?;
+            return Err(e);
         }
         let delivered_at = self.messaging.now_ms();
         for e in &due {
             m::record_timer_lateness(delivered_at - e.due_ms);
         }
+        self.remove_delivered(&done).await?;
         let last = due.last().map(|e| (e.due_ms, e.id.clone()));
-        let n = due.len() as u64;
-        self.blocking(move |r| Ok(r.meta().remove_timers(due.iter().map(|e| (e.due_ms, e.id.as_str())))?)).await?;
-        self.messaging.timers.sub_pending(n);
-        m::timers_delivered(n);
         *scanned_from = match last {
             Some((due_ms, id)) if full => ScanStart { due_ms, after_id: Some(id) },
             _ => ScanStart { due_ms: now, after_id: None },
         };
         drop(round);
         Ok(full)
+    }
+
+    /// Appends due messages to one partition; messages whose topic or partition is gone, or that no longer
+    /// fit its `max.message.bytes` (changed since they were scheduled), are dropped with a warning rather
+    /// than holding up every later timer.
+    async fn deliver_to(
+        &self,
+        topic_name: &str,
+        partition: u32,
+        entries: &[&TimerEntry],
+        now: i64,
+    ) -> Result<(), BrokerError> {
+        let drop_all = |why: &str| {
+            tracing::warn!(topic = %topic_name, partition, dropped = entries.len(), "scheduled messages dropped: {why}");
+            m::timers_dropped(entries.len() as u64);
+            Ok(())
+        };
+        let topic = match self.topic(topic_name) {
+            Ok(t) if partition < t.partitions => t,
+            _ => return drop_all("the topic or partition no longer exists"),
+        };
+        let records: Vec<NewRecord> = entries.iter().map(|e| delivered_copy(e, now)).collect();
+        let batches =
+            match crate::produce::build_batches(&topic.name, &records, topic.config().max_message_bytes as usize) {
+                Ok(b) => b,
+                Err(e) => return drop_all(e.message()),
+            };
+        self.append_and_wait(topic, batches.into_iter().map(|b| (partition, b)).collect(), false).await?;
+        m::timers_delivered(entries.len() as u64);
+        Ok(())
+    }
+
+    /// Removes delivered (or dropped) messages from the store.
+    async fn remove_delivered(&self, done: &[&TimerEntry]) -> Result<(), BrokerError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(i64, String)> = done.iter().map(|e| (e.due_ms, e.id.clone())).collect();
+        self.blocking(move |r| Ok(r.meta().remove_timers(keys.iter().map(|(d, id)| (*d, id.as_str())))?)).await?;
+        self.messaging.timers.sub_pending(done.len() as u64);
+        Ok(())
     }
 }
 

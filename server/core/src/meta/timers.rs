@@ -235,9 +235,10 @@ impl MetaStore {
         self.db.write_opt(batch, &write_opts(true)).map_err(|e| self.err(e))
     }
 
-    /// How many messages are scheduled (a scan of the id index; run once at startup).
+    /// How many messages are scheduled: a scan of the id index (8-byte values, so start-up does not read
+    /// every pending message); run once at startup.
     pub fn count_timers(&self) -> Result<u64, MetaError> {
-        let cf = self.cf(CF_TIMERS)?;
+        let cf = self.cf(CF_TIMER_IDS)?;
         let mut n = 0;
         for item in self.db.iterator_cf(cf, IteratorMode::Start) {
             item.map_err(|e| self.err(e))?;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use janus_core::messaging::{MessageQuery, ReceiveRequest, ReceivedMessage};
+use janus_core::messaging::{Lookup, MessageQuery, ReceiveRequest, ReceivedMessage};
 use janus_core::{BrokerError, Core};
 use janus_proto::v1;
 use janus_proto::v1::messaging_server::Messaging;
@@ -140,11 +140,8 @@ impl Messaging for MessagingService {
                 Some(Query::Key(key)) => MessageQuery::Key(key),
                 None => return Err(BrokerError::invalid("give a message_id or a key to look up")),
             };
-            if let MessageQuery::Id(id) = &query
-                && let Ok(p) = self.core.pending_timer(id.clone()).await
-                && p.topic == r.topic
-            {
-                return Ok(v1::LookupMessageResponse {
+            Ok(match self.core.lookup_message(&r.topic, query).await? {
+                Lookup::Pending(p) => v1::LookupMessageResponse {
                     messages: vec![],
                     pending: Some(v1::ScheduledMessage {
                         message_id: p.id,
@@ -152,16 +149,15 @@ impl Messaging for MessagingService {
                         deliver_at_ms: p.due_ms,
                     }),
                     pending_topic: p.topic,
-                });
-            }
-            let found = self.core.lookup_message(&r.topic, query).await?;
-            Ok(v1::LookupMessageResponse {
-                messages: found
-                    .into_iter()
-                    .map(|f| v1::FoundMessage { partition: f.partition, message: Some(consumed(f.record)) })
-                    .collect(),
-                pending: None,
-                pending_topic: String::new(),
+                },
+                Lookup::Found(found) => v1::LookupMessageResponse {
+                    messages: found
+                        .into_iter()
+                        .map(|f| v1::FoundMessage { partition: f.partition, message: Some(consumed(f.record)) })
+                        .collect(),
+                    pending: None,
+                    pending_topic: String::new(),
+                },
             })
         }
         .await
