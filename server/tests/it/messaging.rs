@@ -236,6 +236,15 @@ async fn the_seventeenth_failure_lands_in_the_dead_letter_topic_and_resend_puts_
         assert_eq!(back[1].value.as_deref(), Some(&b"poison"[..]));
         assert_eq!(header(&back[1], "UNIQ_KEY"), Some(id.as_str()), "the resent copy keeps its id");
         assert_eq!(header(&back[1], "RETRY_TOPIC"), None, "and drops the dead-letter headers");
+        // The group's series (no other test uses these group names; the registry is process-wide).
+        let metrics = crate::common::scrape(broker.metrics_addr()).await;
+        for (series, value) in [("janus_retries_total", "16"), ("janus_dead_letters_total", "1")] {
+            let line = format!("{series}{{group=\"{group}\"}} {value}");
+            assert!(metrics.lines().any(|l| l == line), "{line} missing from the metrics");
+        }
+        for name in ["janus_timers_pending", "janus_timer_lateness_seconds_count", "janus_leases_inflight"] {
+            assert!(metrics.lines().any(|l| l.starts_with(name)), "{name} missing from the metrics");
+        }
     }
     broker.shutdown().await.unwrap();
 }
