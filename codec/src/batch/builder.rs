@@ -1,5 +1,6 @@
 //! Building batches: from new records (a producer's view), from decoded records with their offsets
-//! kept (log compaction), and from a template header (compaction keeping producer state).
+//! kept (log compaction; optionally with given producer fields, for an engine that re-encodes its
+//! records), and from a template header (compaction keeping producer state).
 
 use bytes::Bytes;
 
@@ -253,17 +254,37 @@ impl RecordBatch {
     /// `last_offset_delta`, which is kept even when the last records were removed.
     ///
     /// An empty `records` gives a valid header-only batch (recordsCount 0, no codec, timestamps -1).
-    /// Producer fields and partitionLeaderEpoch are -1; see [`RecordBatch::rebuild`] to keep them.
+    /// Producer fields and partitionLeaderEpoch are -1; see [`RecordBatch::build_with_producer`] to set the
+    /// producer fields and [`RecordBatch::rebuild`] to keep a whole header.
     pub fn build_with_offsets(
         base_offset: i64,
         last_offset_delta: i32,
         records: &[Record],
         compression: Compression,
     ) -> Result<RecordBatch, BatchError> {
+        let producer = (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE);
+        Self::build_with_producer(base_offset, last_offset_delta, records, compression, producer)
+    }
+
+    /// [`RecordBatch::build_with_offsets`] with the idempotent-producer fields `(producerId, producerEpoch,
+    /// baseSequence)` written as given (an engine that stored them apart from the batch gives them back).
+    pub fn build_with_producer(
+        base_offset: i64,
+        last_offset_delta: i32,
+        records: &[Record],
+        compression: Compression,
+        (producer_id, producer_epoch, base_sequence): (i64, i16, i32),
+    ) -> Result<RecordBatch, BatchError> {
         check_offsets(base_offset, last_offset_delta, records)?;
         let (base_timestamp, max_timestamp) = timestamps(records.iter().map(|r| r.timestamp_ms));
-        let params =
-            Params { base_timestamp, max_timestamp, ..Params::plain(base_offset, last_offset_delta, compression) };
+        let params = Params {
+            base_timestamp,
+            max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            ..Params::plain(base_offset, last_offset_delta, compression)
+        };
         let hint = records.iter().map(|r| size_hint(&r.key, &r.value, &r.headers)).sum();
         assemble(params, decoded_fields(base_offset, records), hint)
     }
@@ -419,6 +440,27 @@ mod tests {
         let h = empty.validate().unwrap();
         assert_eq!((h.records_count, h.last_offset(), h.attributes), (0, 109, 0));
         assert_eq!(empty.records().unwrap(), vec![]);
+    }
+
+    #[test]
+    fn build_with_producer_sets_the_producer_fields() {
+        let rec = |offset: i64| Record { offset, timestamp_ms: 7, key: None, value: None, headers: vec![] };
+        let batch =
+            RecordBatch::build_with_producer(10, 1, &[rec(10), rec(11)], Compression::None, (5, 3, i32::MAX)).unwrap();
+        let h = batch.validate().unwrap();
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (5, 3, i32::MAX));
+        assert_eq!((h.base_offset, h.last_offset_delta, h.records_count, h.attributes), (10, 1, 2, 0));
+        assert_eq!(h.partition_leader_epoch, NO_PARTITION_LEADER_EPOCH);
+        let plain = RecordBatch::build_with_offsets(10, 1, &[rec(10), rec(11)], Compression::None).unwrap();
+        let p = plain.validate().unwrap();
+        assert_eq!(
+            (p.producer_id, p.producer_epoch, p.base_sequence),
+            (NO_PRODUCER_ID, NO_PRODUCER_EPOCH, NO_SEQUENCE)
+        );
+        assert!(matches!(
+            RecordBatch::build_with_producer(10, 0, &[rec(11)], Compression::None, (5, 3, 0)),
+            Err(BatchError::InvalidInput(_))
+        ));
     }
 
     #[test]

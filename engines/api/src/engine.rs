@@ -91,7 +91,10 @@ pub trait Engine: Send + Sync + 'static {
 
     /// `slice` as Kafka RecordBatch v2 bytes, ready for a Kafka fetch response or a batch fetch: the segment
     /// engine returns its stored batches as they are; the commitlog engine re-encodes its records into batches
-    /// that carry their offsets and timestamps (one batch per contiguous run of offsets).
+    /// that carry their offsets and timestamps (one batch per contiguous run of offsets, except that a batch
+    /// appended with a producer id comes back as one batch of its own with its producer id, epoch and base
+    /// sequence when the slice holds its first record; its records in a slice that starts after its first
+    /// come back without producer fields).
     fn encode_batches(&self, slice: &ReadSlice) -> Result<bytes::Bytes, StorageError>;
 
     /// The readable range of a partition.

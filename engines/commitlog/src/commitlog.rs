@@ -55,6 +55,10 @@ pub fn check_structure(view: &MessageView<'_>) -> Result<(), String> {
     }
     for pair in rec::properties(view.properties) {
         let (name, value) = pair.map_err(|e| e.to_string())?;
+        if name == rec::PROPERTY_PRODUCER.as_bytes() {
+            rec::ProducerMark::parse(value).map_err(|e| e.to_string())?;
+            continue;
+        }
         if name != rec::PROPERTY_RECORD_KEY.as_bytes() {
             rec::decode_escaped(name).map_err(|e| e.to_string())?;
         }
@@ -526,6 +530,16 @@ mod tests {
             let end = log.scan(0, true, |_, _| Ok(())).unwrap();
             assert_eq!(end, ScanEnd { end: mark, damage: None });
             assert_eq!(put(&mut w, &[2u8; 10], 1), mark);
+        }
+    }
+
+    #[test]
+    fn check_structure_accepts_a_producer_mark_and_refuses_a_malformed_one() {
+        for (props, ok) in [(&b"%P\x017.0.3.2\x02%K\x01k\x02"[..], true), (b"%P\x017.0.3\x02", false)] {
+            let mut buf = vec![0u8; message_size(1, 1, props.len()).unwrap()];
+            encode_message(&mut buf, &MessageMeta::default(), body_crc(b"v"), b"v", b"t", props).unwrap();
+            let rec::Entry::Message(view) = rec::parse_entry(&buf).unwrap() else { panic!("not a message") };
+            assert_eq!(check_structure(&view).is_ok(), ok, "{props:?}");
         }
     }
 }

@@ -7,7 +7,9 @@
 
 use std::collections::HashMap;
 
-use crate::format::{self as rec, MessageView, PROPERTY_KEYS, PROPERTY_RECORD_KEY, SYSFLAG_NULL_VALUE, find_property};
+use crate::format::{
+    self as rec, MessageView, PROPERTY_KEYS, PROPERTY_RECORD_KEY, ProducerMark, SYSFLAG_NULL_VALUE, find_property,
+};
 use bytes::Bytes;
 use janus_api::batch::header::compute_crc;
 use janus_api::{BatchError, BatchHeader, Record, RecordBatch, StorageError};
@@ -66,7 +68,8 @@ pub fn has_key(properties: &[u8], key: &[u8]) -> Result<bool, rec::RecordError> 
 }
 
 /// Validates `batch` (header, length, CRC-32C, record structure; at most `max_message_bytes`), decodes its
-/// records and prepares one message per record for `topic`. Nothing is written.
+/// records and prepares one message per record for `topic`, the first marked with the batch's producer
+/// fields when it has a producer id (see [`ProducerMark`]). Nothing is written.
 pub fn prepare(
     topic: &str,
     batch: &RecordBatch,
@@ -91,14 +94,22 @@ pub fn prepare(
     if records.is_empty() {
         return Err(BatchError::Empty.into());
     }
+    // `records` is not empty and holds exactly recordsCount records (checked by `records_within`).
+    let mark = (header.producer_id >= 0).then_some(ProducerMark {
+        producer_id: header.producer_id,
+        producer_epoch: header.producer_epoch,
+        base_sequence: header.base_sequence,
+        record_count: header.records_count,
+    });
     let max_size = (file_bytes as usize).saturating_sub(rec::BLANK_RECORD_SIZE);
     let mut props = Vec::with_capacity(records.len() * 16);
     let mut messages = Vec::with_capacity(records.len());
     let too_large = |e: rec::RecordError| BatchError::InvalidInput(e.to_string());
-    for record in records {
+    for (i, record) in records.into_iter().enumerate() {
         let start = props.len();
         let headers = record.headers.iter().map(|h| (h.key.as_str(), h.value.as_deref()));
-        rec::encode_properties(&mut props, record.key.as_deref(), headers).map_err(too_large)?;
+        let producer = if i == 0 { mark.as_ref() } else { None };
+        rec::encode_properties(&mut props, record.key.as_deref(), producer, headers).map_err(too_large)?;
         let range = start..props.len();
         let own = &props[range.clone()];
         let tag = find_property(own, rec::PROPERTY_TAGS).map_err(too_large)?.flatten();
@@ -272,5 +283,21 @@ mod tests {
         raw[last] ^= 1;
         let bad = RecordBatch::from_bytes(Bytes::from(raw)).unwrap();
         assert!(matches!(prepare("t", &bad, 1 << 20, 1 << 20), Err(StorageError::InvalidBatch(_))));
+    }
+
+    #[test]
+    fn prepare_marks_the_first_message_of_a_producer_batch() {
+        let records: Vec<NewRecord> =
+            (0..3).map(|i| NewRecord { value: Some(Bytes::from(vec![b'v'; i])), ..Default::default() }).collect();
+        let plain = RecordBatch::build(&records, Compression::None).unwrap();
+        let template = BatchHeader { producer_id: 9, producer_epoch: 2, base_sequence: 40, ..plain.header() };
+        let batch = RecordBatch::rebuild(&template, &plain.records().unwrap()).unwrap();
+        let p = prepare("t", &batch, 1 << 20, 1 << 20).unwrap();
+        let props: Vec<&[u8]> = p.messages.iter().map(|m| &p.props[m.props.clone()]).collect();
+        assert_eq!(props, [&b"%P\x019.2.40.3\x02"[..], b"", b""]);
+        assert_eq!(p.messages[0].size, rec::message_size(0, 1, props[0].len()).unwrap());
+        let unmarked = prepare("t", &plain, 1 << 20, 1 << 20).unwrap();
+        assert!(unmarked.props.is_empty());
+        assert_eq!(p.messages[1].size, unmarked.messages[1].size);
     }
 }

@@ -239,7 +239,7 @@ impl Engine for CommitLogEngine {
     }
 
     fn encode_batches(&self, slice: &ReadSlice) -> Result<Bytes, StorageError> {
-        crate::read::encode_as_batches(&crate::read::decode_slice(slice, i64::MIN)?)
+        crate::read::encode_slice(slice)
     }
 
     fn offsets(&self, tp: &TopicPartition) -> Result<Offsets, StorageError> {

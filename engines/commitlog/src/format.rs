@@ -36,14 +36,21 @@
 //! - BODY is the record value. A null value (tombstone) is an empty BODY with [`SYSFLAG_NULL_VALUE`] set.
 //! - QUEUEOFFSET is the record offset, BORNTIMESTAMP the record timestamp, QUEUEID the partition.
 //! - The record key is the property named [`PROPERTY_RECORD_KEY`] (`%K`); absent means a null key.
+//! - A batch from an idempotent or transactional producer (producerId >= 0) marks its first message with
+//!   the property [`PROPERTY_PRODUCER`] (`%P`): `producerId.producerEpoch.baseSequence.recordCount` in
+//!   decimal ASCII, e.g. `123.0.42.10` ([`ProducerMark`]). The batch is that message and the
+//!   `recordCount - 1` after it in its queue; `Engine::encode_batches` gives it back as one batch with
+//!   those producer fields. It is not a record header. Other batches add no property, so their messages
+//!   are as before. Other batch header fields (attributes, leader epoch) are not kept.
 //! - Every header becomes one property, in order (duplicates kept). The headers `TAGS` and `KEYS` are thus
 //!   RocketMQ's TAGS (the message tag, filtered through the ConsumeQueue tag hash) and KEYS (space
 //!   separated keys, indexed in the IndexFile).
 //! - Escaping, the same for names and values: a name or value is stored as is when it is valid UTF-8, holds
 //!   no `\x01`/`\x02` separator and does not start with `%`. Otherwise a value is stored as `%N` when it
 //!   is null, or `%X` followed by the lowercase hex of its bytes; a name is stored as `%X` + hex. Raw
-//!   names never start with `%`, so the reserved names (`%K`) cannot collide with a header.
-//! - The properties of one message must fit in 32,767 bytes (RocketMQ reads the length as a signed short).
+//!   names never start with `%`, so the reserved names (`%K`, `%P`) cannot collide with a header.
+//! - The properties of one message, `%K` and `%P` included, must fit in 32,767 bytes (RocketMQ reads the
+//!   length as a signed short).
 
 use std::borrow::Cow;
 
@@ -121,6 +128,8 @@ pub const PROPERTY_TAGS: &str = headers::TAGS;
 pub const PROPERTY_KEYS: &str = headers::KEYS;
 /// Janus's reserved property holding the Kafka record key (absent for a null key).
 pub const PROPERTY_RECORD_KEY: &str = "%K";
+/// Janus's reserved property on the first message of a batch with a producer id (see [`ProducerMark`]).
+pub const PROPERTY_PRODUCER: &str = "%P";
 /// Prefix of an escaped (hex) name or value.
 pub const ESCAPE_HEX: &[u8] = b"%X";
 /// A null value.
@@ -225,6 +234,48 @@ pub struct MessageView<'a> {
     pub topic: &'a [u8],
     /// PROPERTIES (raw).
     pub properties: &'a [u8],
+}
+
+/// The idempotent-producer fields of the Kafka batch whose first record a message holds: the value of its
+/// [`PROPERTY_PRODUCER`] property, written (`Display`) and read ([`ProducerMark::parse`]) as
+/// `producerId.producerEpoch.baseSequence.recordCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerMark {
+    /// producerId (never negative).
+    pub producer_id: i64,
+    /// producerEpoch.
+    pub producer_epoch: i16,
+    /// baseSequence: the sequence of the record in this message.
+    pub base_sequence: i32,
+    /// Records in the batch (at least 1): this message's and those of the messages that follow it.
+    pub record_count: i32,
+}
+
+impl std::fmt::Display for ProducerMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}.{}", self.producer_id, self.producer_epoch, self.base_sequence, self.record_count)
+    }
+}
+
+impl ProducerMark {
+    /// Parses a stored (raw, unescaped) [`PROPERTY_PRODUCER`] value.
+    pub fn parse(raw: &[u8]) -> Result<ProducerMark, RecordError> {
+        let bad =
+            || RecordError::BadProperties(format!("malformed {PROPERTY_PRODUCER} value \"{}\"", raw.escape_ascii()));
+        let text = std::str::from_utf8(raw).map_err(|_| bad())?;
+        let mut parts = text.split('.');
+        let mut next = || parts.next().ok_or_else(bad);
+        let mark = ProducerMark {
+            producer_id: next()?.parse().map_err(|_| bad())?,
+            producer_epoch: next()?.parse().map_err(|_| bad())?,
+            base_sequence: next()?.parse().map_err(|_| bad())?,
+            record_count: next()?.parse().map_err(|_| bad())?,
+        };
+        if parts.next().is_some() || mark.producer_id < 0 || mark.record_count < 1 {
+            return Err(bad());
+        }
+        Ok(mark)
+    }
 }
 
 /// What starts at a record boundary.
@@ -586,14 +637,22 @@ pub fn decode_escaped(raw: &[u8]) -> Result<Option<Cow<'_, [u8]>>, RecordError> 
     }
 }
 
-/// Appends the PROPERTIES of a record with this key and these headers to `out` (see the module docs).
-/// Returns the number of bytes appended; fails if they exceed [`MAX_PROPERTIES_LEN`].
+/// Appends the PROPERTIES of a record with this key and these headers to `out` (see the module docs), with
+/// `producer` when the record is the first of a batch with a producer id. Returns the number of bytes
+/// appended; fails if they exceed [`MAX_PROPERTIES_LEN`].
 pub fn encode_properties<'a>(
     out: &mut Vec<u8>,
     key: Option<&[u8]>,
+    producer: Option<&ProducerMark>,
     headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
 ) -> Result<usize, RecordError> {
     let start = out.len();
+    if let Some(mark) = producer {
+        out.extend_from_slice(PROPERTY_PRODUCER.as_bytes());
+        out.push(NAME_VALUE_SEPARATOR);
+        out.extend_from_slice(mark.to_string().as_bytes());
+        out.push(PROPERTY_SEPARATOR);
+    }
     if let Some(key) = key {
         out.extend_from_slice(PROPERTY_RECORD_KEY.as_bytes());
         out.push(NAME_VALUE_SEPARATOR);
@@ -626,9 +685,12 @@ pub fn find_property<'a>(props: &'a [u8], name: &str) -> Result<Option<Option<Co
     Ok(None)
 }
 
-/// The record key and headers stored in `props`. Values share memory with `backing` when they were stored
-/// unescaped (`props` must lie inside `backing`).
-pub fn decode_properties(props: &[u8], backing: &Bytes) -> Result<(Option<Bytes>, Vec<Header>), RecordError> {
+/// What [`decode_properties`] finds: the record key, the headers and the producer mark.
+pub type DecodedProperties = (Option<Bytes>, Vec<Header>, Option<ProducerMark>);
+
+/// The record key, headers and producer mark stored in `props` (the reserved properties are not headers).
+/// Values share memory with `backing` when they were stored unescaped (`props` must lie inside `backing`).
+pub fn decode_properties(props: &[u8], backing: &Bytes) -> Result<DecodedProperties, RecordError> {
     let to_bytes = |v: Option<Cow<'_, [u8]>>| match v {
         None => None,
         Some(Cow::Borrowed(b)) => Some(backing.slice_ref(b)),
@@ -636,8 +698,13 @@ pub fn decode_properties(props: &[u8], backing: &Bytes) -> Result<(Option<Bytes>
     };
     let mut key = None;
     let mut headers = Vec::new();
+    let mut producer = None;
     for pair in properties(props) {
         let (name, value) = pair?;
+        if name == PROPERTY_PRODUCER.as_bytes() {
+            producer = Some(ProducerMark::parse(value)?);
+            continue;
+        }
         let value = decode_escaped(value)?;
         if name == PROPERTY_RECORD_KEY.as_bytes() {
             key = Some(to_bytes(value).unwrap_or_default());
@@ -648,24 +715,42 @@ pub fn decode_properties(props: &[u8], backing: &Bytes) -> Result<(Option<Bytes>
             .map_err(|_| RecordError::BadProperties("a property name that is not UTF-8".into()))?;
         headers.push(Header { key: name, value: to_bytes(value) });
     }
-    Ok((key, headers))
+    Ok((key, headers, producer))
 }
 
 /// The Kafka record a message stands for: offset = QUEUEOFFSET, timestamp = BORNTIMESTAMP, value = BODY
 /// (or null under [`SYSFLAG_NULL_VALUE`]), key and headers from the properties. `backing` must contain
 /// the message's bytes; the record shares memory with it. Does not check the CRC.
 pub fn message_to_record(view: &MessageView<'_>, backing: &Bytes) -> Result<Record, RecordError> {
+    message_to_marked_record(view, backing).map(|(record, _)| record)
+}
+
+/// [`message_to_record`], with the message's [`ProducerMark`] when it has one.
+pub fn message_to_marked_record(
+    view: &MessageView<'_>,
+    backing: &Bytes,
+) -> Result<(Record, Option<ProducerMark>), RecordError> {
     if view.meta.sys_flag & SYSFLAG_COMPRESSED != 0 {
         return Err(RecordError::Unsupported("compressed message body".into()));
     }
-    let (key, headers) = decode_properties(view.properties, backing)?;
+    let (key, headers, producer) = decode_properties(view.properties, backing)?;
     let value = if view.meta.sys_flag & SYSFLAG_NULL_VALUE != 0 { None } else { Some(backing.slice_ref(view.body)) };
-    Ok(Record { offset: view.meta.queue_offset, timestamp_ms: view.meta.born_timestamp, key, value, headers })
+    let record = Record { offset: view.meta.queue_offset, timestamp_ms: view.meta.born_timestamp, key, value, headers };
+    Ok((record, producer))
 }
 
 /// Decodes the messages in `region` (a whole number of CommitLog records, as in `ReadSlice::Mapped`) whose
 /// queue offset is at least `from_offset`, verifying every body CRC. Blank records are skipped.
 pub fn decode_region(region: &Bytes, from_offset: i64, out: &mut Vec<Record>) -> Result<(), StorageError> {
+    decode_region_with(region, from_offset, |record, _| out.push(record))
+}
+
+/// [`decode_region`], handing each record to `f` with its message's [`ProducerMark`], in order.
+pub fn decode_region_with(
+    region: &Bytes,
+    from_offset: i64,
+    mut f: impl FnMut(Record, Option<ProducerMark>),
+) -> Result<(), StorageError> {
     let corrupt = |e: RecordError, pos: usize| StorageError::Corrupt {
         path: "<mapped CommitLog region>".into(),
         detail: format!("at byte {pos} of the region: {e}"),
@@ -676,7 +761,8 @@ pub fn decode_region(region: &Bytes, from_offset: i64, out: &mut Vec<Record>) ->
             Entry::Message(view) => {
                 view.verify_crc().map_err(|e| corrupt(e, pos))?;
                 if view.meta.queue_offset >= from_offset {
-                    out.push(message_to_record(&view, region).map_err(|e| corrupt(e, pos))?);
+                    let (record, producer) = message_to_marked_record(&view, region).map_err(|e| corrupt(e, pos))?;
+                    f(record, producer);
                 }
                 pos += view.total_size;
             }
@@ -859,7 +945,7 @@ mod tests {
             ("%pct", Some(b"%v")),
             ("sep\x02", Some(b"")),
         ];
-        encode_properties(&mut out, Some(b"key"), headers.iter().copied()).unwrap();
+        encode_properties(&mut out, Some(b"key"), None, headers.iter().copied()).unwrap();
         assert_eq!(
             out,
             b"%K\x01key\x02TAGS\x01TagA\x02KEYS\x01k1 k2\x02n\x01%N\x02bin\x01%X01ff\x02%X25706374\x01%X2576\x02\
@@ -867,8 +953,9 @@ mod tests {
                 .to_vec()
         );
         let backing = Bytes::from(out.clone());
-        let (key, hs) = decode_properties(&backing, &backing).unwrap();
+        let (key, hs, producer) = decode_properties(&backing, &backing).unwrap();
         assert_eq!(key.as_deref(), Some(&b"key"[..]));
+        assert_eq!(producer, None);
         let back: Vec<(String, Option<Vec<u8>>)> =
             hs.into_iter().map(|h| (h.key, h.value.map(|v| v.to_vec()))).collect();
         let want: Vec<(String, Option<Vec<u8>>)> =
@@ -883,7 +970,7 @@ mod tests {
     fn record_round_trips_through_a_message() {
         let mut props = Vec::new();
         let key: &[u8] = &[0x00, 0x01, 0x02, 0xfe];
-        encode_properties(&mut props, Some(key), [("h", Some(&b"v"[..])), ("h", None)]).unwrap();
+        encode_properties(&mut props, Some(key), None, [("h", Some(&b"v"[..])), ("h", None)]).unwrap();
         let mut m = meta();
         m.sys_flag = SYSFLAG_NULL_VALUE;
         let buf = Bytes::from(encode(&m, b"", b"orders", &props));
@@ -903,7 +990,7 @@ mod tests {
         assert_eq!(out.len(), 1);
         // An empty key is not a null key; an empty value is not a null value.
         let mut props = Vec::new();
-        encode_properties(&mut props, Some(b""), []).unwrap();
+        encode_properties(&mut props, Some(b""), None, []).unwrap();
         let buf = Bytes::from(encode(&meta(), b"", b"t", &props));
         let mut out = Vec::new();
         decode_region(&buf, 0, &mut out).unwrap();
@@ -926,6 +1013,89 @@ mod tests {
         assert!(err.to_string().contains("CRC"), "{err}");
     }
 
+    #[test]
+    fn producer_mark_round_trips_and_is_no_header() {
+        let marks = [
+            ProducerMark { producer_id: 123, producer_epoch: 0, base_sequence: 42, record_count: 10 },
+            ProducerMark { producer_id: i64::MAX, producer_epoch: i16::MAX, base_sequence: i32::MAX, record_count: 1 },
+            ProducerMark { producer_id: 0, producer_epoch: -1, base_sequence: -1, record_count: i32::MAX },
+        ];
+        for mark in marks {
+            let mut props = Vec::new();
+            encode_properties(&mut props, Some(b"k"), Some(&mark), [("TAGS", Some(&b"a"[..])), ("KEYS", Some(b"x"))])
+                .unwrap();
+            let want = format!(
+                "%P\x01{}.{}.{}.{}\x02%K\x01k\x02TAGS\x01a\x02KEYS\x01x\x02",
+                mark.producer_id, mark.producer_epoch, mark.base_sequence, mark.record_count
+            );
+            assert_eq!(props, want.as_bytes());
+            assert_eq!(find_property(&props, PROPERTY_TAGS).unwrap().flatten().as_deref(), Some(&b"a"[..]));
+            assert_eq!(find_property(&props, PROPERTY_KEYS).unwrap().flatten().as_deref(), Some(&b"x"[..]));
+            assert_eq!(find_property(&props, PROPERTY_RECORD_KEY).unwrap().flatten().as_deref(), Some(&b"k"[..]));
+
+            let buf = Bytes::from(encode(&meta(), b"v", b"t", &props));
+            let Entry::Message(view) = parse_entry(&buf).unwrap() else { panic!("not a message") };
+            assert_eq!(view.tags().unwrap().as_deref(), Some(&b"a"[..]));
+            let (record, got) = message_to_marked_record(&view, &buf).unwrap();
+            assert_eq!(got, Some(mark));
+            assert_eq!(record.key.as_deref(), Some(&b"k"[..]));
+            assert_eq!(record.headers, vec![Header::new("TAGS", "a"), Header::new("KEYS", "x")]);
+            let mut plain = Vec::new();
+            decode_region(&buf, 0, &mut plain).unwrap();
+            assert_eq!(plain, vec![record]);
+        }
+        // A header a user names "%P" is escaped, so it is a header and no mark.
+        let mut props = Vec::new();
+        encode_properties(&mut props, None, None, [("%P", Some(&b"1.0.0.1"[..]))]).unwrap();
+        let backing = Bytes::from(props);
+        let (_, headers, mark) = decode_properties(&backing, &backing).unwrap();
+        assert_eq!((headers, mark), (vec![Header::new("%P", "1.0.0.1")], None));
+    }
+
+    #[test]
+    fn messages_without_a_producer_mark_decode_as_before() {
+        let mut props = Vec::new();
+        encode_properties(&mut props, Some(b"k"), None, [("h", Some(&b"v"[..]))]).unwrap();
+        assert_eq!(props, b"%K\x01k\x02h\x01v\x02");
+        let buf = Bytes::from(encode(&meta(), b"body", b"t", &props));
+        let mut marks = Vec::new();
+        let mut records = Vec::new();
+        decode_region_with(&buf, 0, |r, m| {
+            records.push(r);
+            marks.push(m);
+        })
+        .unwrap();
+        assert_eq!(marks, vec![None]);
+        assert_eq!(records[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(records[0].headers, vec![Header::new("h", "v")]);
+    }
+
+    #[test]
+    fn a_malformed_producer_mark_is_corrupt() {
+        let bad: [&[u8]; 11] = [
+            b"",
+            b"1.2.3",
+            b"1.2.3.4.5",
+            b"-1.0.0.1",
+            b"1.0.0.0",
+            b"1.40000.0.1",
+            b"1.0.2147483648.1",
+            b"a.b.c.d",
+            b"%N",
+            b"%X312e302e302e31",
+            b"1.0.0.\xff",
+        ];
+        for value in bad {
+            let props = [&b"%P\x01"[..], value, b"\x02h\x01v\x02"].concat();
+            let backing = Bytes::from(props.clone());
+            let err = decode_properties(&backing, &backing).unwrap_err();
+            assert!(matches!(err, RecordError::BadProperties(_)), "{value:?}: {err}");
+            let buf = Bytes::from(encode(&meta(), b"v", b"t", &props));
+            let err = decode_region(&buf, 0, &mut Vec::new()).unwrap_err();
+            assert!(matches!(err, StorageError::Corrupt { .. }), "{value:?}: {err}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::test_runner::Config::with_cases(200))]
 
@@ -943,7 +1113,7 @@ mod tests {
         ) {
             let mut props = Vec::new();
             let hs: Vec<(&str, Option<&[u8]>)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
-            encode_properties(&mut props, key.as_deref(), hs.iter().copied()).unwrap();
+            encode_properties(&mut props, key.as_deref(), None, hs.iter().copied()).unwrap();
             let mut m = meta();
             m.queue_offset = offset;
             m.born_timestamp = ts;

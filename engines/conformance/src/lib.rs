@@ -60,7 +60,7 @@ pub use flush::{flush_interval_completes, flush_os_is_ready_at_once, flush_sync_
 pub use model::random_operations_match_model;
 pub use restart::{calls_after_shutdown_fail_closed, clean_restart_keeps_everything};
 pub use retention::{delete_records_before, retention_by_size, retention_by_time};
-pub use slices::{decode_and_encode_slices, encode_batches_under_a_tag_filter};
+pub use slices::{decode_and_encode_slices, encode_batches_keeps_producer_fields, encode_batches_under_a_tag_filter};
 pub use topics::{
     delete_topic_removes_data, purge_open_topic, purge_topic_without_files, purge_unopened_topic,
     recreated_topic_survives_crash, topics_on_disk_after_reopen,
@@ -156,6 +156,7 @@ macro_rules! __janus_conformance_cases {
             purge_topic_without_files
             decode_and_encode_slices
             encode_batches_under_a_tag_filter
+            encode_batches_keeps_producer_fields
             random_operations_match_model
         }
     };

@@ -1,12 +1,15 @@
 //! What an engine does with the slices it returned: decode them into records (`decode_records`) and turn
-//! them into Kafka RecordBatch v2 bytes (`encode_batches`), with and without a tag filter.
+//! them into Kafka RecordBatch v2 bytes (`encode_batches`), with and without a tag filter, keeping the
+//! producer fields of idempotent producers' batches.
 
 use bytes::Bytes;
 use janus_api::batch::{decode_batches, split_batches};
-use janus_api::{Engine, Header, NewRecord, ReadSlice, Record, TopicPartition, headers};
+use janus_api::{
+    BatchHeader, Compression, Engine, Header, NewRecord, ReadSlice, Record, RecordBatch, TopicPartition, headers,
+};
 
 use crate::Harness;
-use crate::support::{BIG_READ, Ctx, check_records, slice_records};
+use crate::support::{BIG_READ, Ctx, build_with, check_records, slice_records};
 
 /// Splits `bytes` into batches and checks each: it decodes with its CRC intact, and its records fill its
 /// offset range densely (`records_count == lastOffsetDelta + 1`, offsets `base..=last`). Returns how many
@@ -123,4 +126,115 @@ pub fn encode_batches_under_a_tag_filter<H: Harness>(h: &H) {
         }
         assert_eq!(batches, runs, "{what}: one batch per run of contiguous offsets");
     }
+}
+
+/// An idempotent producer's fields: producer id, epoch, base sequence.
+type Producer = (i64, i16, i32);
+
+/// One appended batch: its first and last offset, and its producer fields if it had any.
+type Sent = (i64, i64, Option<Producer>);
+
+/// Appends `n` records as one batch, with `producer`'s fields when given, compressed with `codec`.
+fn append_producer_batch<H: Harness>(
+    c: &mut Ctx<'_, H>,
+    tp: &TopicPartition,
+    n: usize,
+    producer: Option<Producer>,
+    codec: Compression,
+) -> Sent {
+    let records = c.records(n, 10..=200);
+    let mut batch = build_with(&records, codec);
+    if let Some((producer_id, producer_epoch, base_sequence)) = producer {
+        let template = BatchHeader { producer_id, producer_epoch, base_sequence, ..batch.header() };
+        let decoded = batch.records().unwrap_or_else(|e| panic!("test bug: cannot decode a built batch: {e}"));
+        batch = RecordBatch::rebuild(&template, &decoded).unwrap_or_else(|e| panic!("test bug: cannot rebuild: {e}"));
+    }
+    let a = c.append_batch(tp, batch, &records);
+    drop(a.durable);
+    (a.base_offset, a.last_offset, producer)
+}
+
+/// Reads all of `tp` from its start (following `next_offset`), encodes every slice, and checks that each
+/// batch in `sent` with producer fields comes back as one batch with the same base offset, record count,
+/// producer id, epoch and base sequence, and that every record of a batch without them comes back in a
+/// batch whose producer id is -1.
+#[track_caller]
+fn check_producer_batches<H: Harness>(c: &Ctx<'_, H>, tp: &TopicPartition, sent: &[Sent]) {
+    let what = c.what();
+    let end = c.log(tp).log_end();
+    let mut encoded: Vec<BatchHeader> = Vec::new();
+    let mut offset = 0;
+    while offset < end {
+        let slice =
+            c.e().read(tp, offset, BIG_READ).unwrap_or_else(|e| panic!("{what}: read of {tp} at {offset}: {e}"));
+        check_round_trip(&what, c.e(), tp, &slice, offset);
+        let bytes = c.e().encode_batches(&slice).unwrap_or_else(|e| panic!("{what}: encode_batches at {offset}: {e}"));
+        for item in split_batches(&bytes) {
+            let (header, _) = item.unwrap_or_else(|e| panic!("{what}: encoded batches do not split: {e}"));
+            encoded.push(header);
+        }
+        assert!(slice.next_offset() > offset, "{what}: read of {tp} at {offset} makes no progress");
+        offset = slice.next_offset();
+    }
+    for &(base, last, producer) in sent {
+        match producer {
+            Some((producer_id, epoch, sequence)) => {
+                let h = encoded
+                    .iter()
+                    .find(|h| h.base_offset == base)
+                    .unwrap_or_else(|| panic!("{what}: no encoded batch starts at {base}, where a producer's did"));
+                assert_eq!(
+                    (h.producer_id, h.producer_epoch, h.base_sequence, h.records_count, h.last_offset()),
+                    (producer_id, epoch, sequence, (last - base + 1) as i32, last),
+                    "{what}: the batch at {base} (producer id, epoch, base sequence, records, last offset)"
+                );
+            }
+            None => {
+                for o in base..=last {
+                    let h = encoded
+                        .iter()
+                        .find(|h| (h.base_offset..=h.last_offset()).contains(&o))
+                        .unwrap_or_else(|| panic!("{what}: no encoded batch holds offset {o}"));
+                    assert_eq!(h.producer_id, -1, "{what}: offset {o} was appended without a producer id");
+                }
+            }
+        }
+    }
+}
+
+/// `encode_batches` gives back each batch appended with a producer id (idempotent producer) as one batch
+/// with its base offset, record count, producer id, epoch and base sequence (a base sequence near
+/// `i32::MAX` included), among batches appended without one, which come back with producer id -1; the
+/// same holds after a clean restart and after a crash. (The broker rebuilds its producer state from this.)
+pub fn encode_batches_keeps_producer_fields<H: Harness>(h: &H) {
+    let case = "encode_batches_keeps_producer_fields";
+    let mut c = Ctx::new(h, case);
+    let tp = c.create_topic("producers", 1, &[]).remove(0);
+    let plan: [(usize, Option<Producer>, Compression); 11] = [
+        (3, Some((1000, 0, 0)), Compression::None),
+        (2, None, Compression::None),
+        (1, None, Compression::None),
+        (4, Some((1000, 0, 3)), Compression::None),
+        (5, Some((2001, 7, i32::MAX - 2)), Compression::None),
+        (1, Some((0, 0, i32::MAX)), Compression::None),
+        (2, None, Compression::Lz4),
+        (3, Some((i64::MAX, i16::MAX, 17)), Compression::Lz4),
+        (1, Some((3, 1, 0)), Compression::None),
+        (2, Some((3, 2, 0)), Compression::None),
+        (1, None, Compression::None),
+    ];
+    let mut sent: Vec<Sent> =
+        plan.iter().map(|&(n, p, codec)| append_producer_batch(&mut c, &tp, n, p, codec)).collect();
+    check_producer_batches(&c, &tp, &sent);
+    c.check(&tp);
+
+    c.clean_restart();
+    check_producer_batches(&c, &tp, &sent);
+    sent.push(append_producer_batch(&mut c, &tp, 2, Some((1000, 1, 0)), Compression::None));
+    sent.push(append_producer_batch(&mut c, &tp, 1, None, Compression::None));
+    check_producer_batches(&c, &tp, &sent);
+
+    c.crash_restart();
+    check_producer_batches(&c, &tp, &sent);
+    c.check(&tp);
 }
