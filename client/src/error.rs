@@ -138,6 +138,16 @@ pub mod codes {
     pub const INVALID_SESSION_TIMEOUT: u16 = 23;
     /// A member committed for a partition it does not own in the generation.
     pub const PARTITION_NOT_ASSIGNED: u16 = 24;
+    /// The producer's epoch is older than its current one (fenced) or was never issued.
+    pub const INVALID_PRODUCER_EPOCH: u16 = 29;
+    /// The batch's sequence does not follow the producer's last one in the partition.
+    pub const OUT_OF_ORDER_SEQUENCE_NUMBER: u16 = 30;
+    /// The broker never issued this producer id.
+    pub const UNKNOWN_PRODUCER_ID: u16 = 31;
+    /// No pending or recently decided transaction has this id.
+    pub const UNKNOWN_TRANSACTION: u16 = 32;
+    /// The transaction was already committed, rolled back or discarded.
+    pub const INVALID_TRANSACTION_STATE: u16 = 33;
 }
 
 /// The canonical upper-case name of a gRPC code (`NOT_FOUND`, `OUT_OF_RANGE`, ...).

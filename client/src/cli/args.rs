@@ -54,6 +54,30 @@ pub enum Command {
     /// Scheduled (delayed and timed) messages.
     #[command(subcommand)]
     Timer(TimerCommand),
+    /// Transactions (RocketMQ's half messages) not yet decided.
+    #[command(subcommand)]
+    Txn(TxnCommand),
+}
+
+/// `janus txn ...`
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// Pending transactions, oldest first: id, producer group, topic, age, checks so far, messages.
+    List {
+        /// Only this producer group's.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Commit a pending transaction.
+    Commit {
+        /// The transaction id.
+        id: String,
+    },
+    /// Roll back a pending transaction.
+    Rollback {
+        /// The transaction id.
+        id: String,
+    },
 }
 
 /// `janus topic ...`
@@ -124,6 +148,15 @@ pub struct ProduceArgs {
     /// Deliver later.
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    /// Send every line as one transaction (half messages), committed at the end of input.
+    #[arg(long, conflicts_with_all = ["delay", "delay_level", "deliver_at"])]
+    pub transactional: bool,
+    /// With --transactional: roll the transaction back at the end of input instead.
+    #[arg(long, requires = "transactional")]
+    pub rollback: bool,
+    /// With --transactional: the producer group (checked by the broker if the transaction stays undecided).
+    #[arg(long, default_value = "janus-cli", requires = "transactional")]
+    pub producer_group: String,
 }
 
 /// Output format of `janus consume`.
@@ -306,6 +339,10 @@ pub struct BenchProduceArgs {
     /// without.
     #[arg(long)]
     pub message_ids: bool,
+    /// Produce without a producer id (the library's producer is idempotent by default; E11 measures what
+    /// that costs).
+    #[arg(long)]
+    pub no_idempotence: bool,
     /// Unary requests or ProduceStream.
     #[arg(long, value_enum, default_value_t = BenchSendMode::Unary)]
     pub mode: BenchSendMode,

@@ -219,6 +219,7 @@ async fn produce(client: &Client, args: BenchProduceArgs) -> Result<Report, CliE
         mode,
         observer: Some(observer),
         message_ids: args.message_ids,
+        idempotent: !args.no_idempotence,
         ..ProducerConfig::default()
     };
     let producer = client.producer(config);

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::config::{RecordCompression, WireFormat};
 use super::delivery::{BatchAck, Outcome, OutcomeSender, outcome_channel};
+use super::idempotence::Session;
 use crate::error::Result;
 
 /// How sealed batches become requests.
@@ -84,10 +85,11 @@ impl Batch {
         (self.messages.len() - 1, self.outcome.subscribe())
     }
 
-    /// Turns the messages into a request as `shape` says, keeping the acknowledgement part. A batch that
-    /// cannot be built within the topic's limit (one record larger than it) goes as messages, so the
-    /// broker refuses it with its own error naming the limit.
-    pub fn into_request(self, shape: RequestShape) -> (pb::ProduceRequest, Pending) {
+    /// Turns the messages into a request as `shape` says, keeping the acknowledgement part; client-built
+    /// batches carry `session`'s producer id and sequences when there is one. A batch that cannot be built
+    /// within the topic's limit (one record larger than it) goes as messages, so the broker refuses it
+    /// with its own error naming the limit.
+    pub fn into_request(self, shape: RequestShape, session: Option<&Session>) -> (pb::ProduceRequest, Pending) {
         let count = self.messages.len();
         let pending = Pending { count, bytes: self.bytes, outcome: self.outcome, _permits: self.permits };
         let mut request = pb::ProduceRequest {
@@ -108,6 +110,10 @@ impl Batch {
                 }
             }
             if let Ok(batches) = RecordBatch::build_within(&records, self.max_batch_bytes, shape.compression) {
+                let batches = match session {
+                    Some(s) => s.stamp(&self.topic, self.partition, batches),
+                    None => batches,
+                };
                 request.partition = None;
                 request.batches =
                     vec![pb::PartitionBatches { partition: self.partition, record_batches: concat(batches) }];

@@ -85,6 +85,14 @@ pub struct ProducerConfig {
     /// Give every message a message id (RocketMQ's `UNIQ_KEY` header) unless it has one (default on; the
     /// id makes it findable with `janus message show --id` and is what dead letters and retries name).
     pub message_ids: bool,
+    /// Idempotent produce (Kafka's `enable.idempotence`, default on): batches carry a producer id and
+    /// sequences, so a retried batch is stored once. Applies to client-built batches.
+    pub idempotent: bool,
+    /// How long an idempotent unary batch may keep being retried after transport failures (Kafka's
+    /// `delivery.timeout.ms`; 30 s).
+    pub delivery_timeout: Duration,
+    /// The first wait before a retry, doubling up to 1 s (Kafka's `retry.backoff.ms`, 100 ms).
+    pub retry_backoff: Duration,
 }
 
 impl Default for ProducerConfig {
@@ -103,6 +111,9 @@ impl Default for ProducerConfig {
             stream_time: Duration::from_millis(100),
             observer: None,
             message_ids: true,
+            idempotent: true,
+            delivery_timeout: Duration::from_secs(30),
+            retry_backoff: Duration::from_millis(100),
         }
     }
 }
@@ -123,6 +134,9 @@ impl fmt::Debug for ProducerConfig {
             .field("stream_time", &self.stream_time)
             .field("observer", &self.observer.as_ref().map(|_| "<fn>"))
             .field("message_ids", &self.message_ids)
+            .field("idempotent", &self.idempotent)
+            .field("delivery_timeout", &self.delivery_timeout)
+            .field("retry_backoff", &self.retry_backoff)
             .finish()
     }
 }

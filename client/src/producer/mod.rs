@@ -5,10 +5,15 @@
 //! A batch is sealed when it reaches `batch_bytes` or its first message has waited `linger`; sealed
 //! batches go to a per-partition sender task (one request in flight per partition by default, so order
 //! is kept). Buffered and in-flight bytes are bounded by `max_buffered_bytes`: `send` waits for room.
+//!
+//! The producer is idempotent by default (Kafka's `enable.idempotence`): its client-built batches carry a
+//! producer id and per-partition sequences, and a unary request that fails in a way that may have lost
+//! it or its answer is sent again, unchanged, until `delivery_timeout`: the broker stores it once.
 
 mod batch;
 mod config;
 mod delivery;
+mod idempotence;
 mod sender;
 
 use std::collections::HashMap;
@@ -111,6 +116,10 @@ impl Producer {
             stream_time: config.stream_time,
             observer: config.observer.clone(),
             report: Arc::new(Report::default()),
+            idempotence: (config.idempotent && config.format == WireFormat::Batches)
+                .then(|| Arc::new(idempotence::Idempotence::default())),
+            delivery_timeout: config.delivery_timeout,
+            retry_backoff: config.retry_backoff,
         };
         let inner = Arc::new(Inner {
             client,
@@ -260,7 +269,7 @@ impl Inner {
         });
         if let Err(mpsc::error::SendError(Command::Batch(batch))) = sender.send(Command::Batch(batch)) {
             // The task is gone (runtime shutting down): fail the batch rather than hang its futures.
-            let (_, pending) = batch.into_request(self.ctx.shape);
+            let (_, pending) = batch.into_request(self.ctx.shape, None);
             pending.resolve(Err(ClientError::Closed("producer")));
         }
     }

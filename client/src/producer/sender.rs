@@ -12,8 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::batch::{Batch, Pending, RequestShape, split_ranges};
 use super::config::{RequestObserver, RequestReport};
 use super::delivery::BatchAck;
+use super::idempotence::{Idempotence, Session, retriable};
 use crate::client::Client;
-use crate::error::{ClientError, Result};
+use crate::error::{ClientError, Result, codes};
 use crate::types::{Append, Compression, merge_append};
 
 /// What the producer asks of a partition's sender task.
@@ -66,9 +67,28 @@ pub(crate) struct SenderContext {
     pub stream_time: Duration,
     pub observer: Option<RequestObserver>,
     pub report: Arc<Report>,
+    pub idempotence: Option<Arc<Idempotence>>,
+    pub delivery_timeout: Duration,
+    pub retry_backoff: Duration,
 }
 
 impl SenderContext {
+    /// The idempotent session batches are stamped with now, if the producer is idempotent; `Err` when the
+    /// broker could not give one (the batch fails with it).
+    async fn session(&self) -> Result<Option<Arc<Session>>> {
+        match &self.idempotence {
+            None => Ok(None),
+            Some(i) => i.session(&self.client).await.map(Some),
+        }
+    }
+
+    /// Forgets `session` after one of its batches failed for good.
+    async fn forget(&self, session: &Option<Arc<Session>>) {
+        if let (Some(i), Some(s)) = (&self.idempotence, session) {
+            i.reset(s).await;
+        }
+    }
+
     fn finish(
         &self,
         topic: &str,
@@ -94,15 +114,22 @@ impl SenderContext {
 /// Unary mode: one Produce call per batch, at most `max_in_flight` at once.
 pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut in_flight: VecDeque<JoinHandle<()>> = VecDeque::new();
+    // An idempotent producer's first batch to a partition goes alone: a partition with no state for the
+    // producer takes any sequence, so a later batch overtaking it would make it out of order for good.
+    let mut started = ctx.idempotence.is_none();
     while let Some(command) = rx.recv().await {
         match command {
             Command::Batch(batch) => {
-                while in_flight.len() >= ctx.max_in_flight.max(1) {
+                let limit = if started { ctx.max_in_flight.max(1) } else { 1 };
+                while in_flight.len() >= limit {
                     if let Some(handle) = in_flight.pop_front() {
                         let _ = handle.await;
+                        started = true;
                     }
                 }
-                in_flight.push_back(tokio::spawn(send_unary(ctx.clone(), batch)));
+                // Sequences are taken here, in the partition's send order.
+                let session = ctx.session().await;
+                in_flight.push_back(tokio::spawn(send_unary(ctx.clone(), batch, session)));
             }
             Command::Flush(done) => {
                 for handle in in_flight.drain(..) {
@@ -117,12 +144,42 @@ pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceive
     }
 }
 
-async fn send_unary(ctx: SenderContext, batch: Batch) {
+async fn send_unary(ctx: SenderContext, batch: Batch, session: Result<Option<Arc<Session>>>) {
     let topic = batch.topic.clone();
     let partition = batch.partition;
-    let (request, pending) = batch.into_request(ctx.shape);
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            let (_, pending) = batch.into_request(ctx.shape, None);
+            ctx.finish(&topic, partition, (pending.count, pending.bytes), Duration::ZERO, &Err(e.clone()));
+            pending.resolve(Err(e));
+            return;
+        }
+    };
+    let (request, pending) = batch.into_request(ctx.shape, session.as_deref());
     let started = Instant::now();
-    let result = ctx.client.produce_with(request, ctx.compression).await;
+    let deadline = started + ctx.delivery_timeout;
+    let mut backoff = ctx.retry_backoff;
+    let result = loop {
+        let result = ctx.client.produce_with(request.clone(), ctx.compression).await;
+        match &result {
+            // Safe only with idempotence: the broker answers a batch it already stored with its offsets.
+            // A gap means an earlier batch of the partition is still on its way: try again almost at once.
+            Err(e) if session.is_some() && e.broker_code() == Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
+                && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err(e) if session.is_some() && retriable(e) && Instant::now() + backoff < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            _ => break result,
+        }
+    };
+    if result.is_err() {
+        ctx.forget(&session).await;
+    }
     let latency = started.elapsed();
     let result = result.and_then(|appends| {
         let ranges = ranges_of(partition, &appends);
@@ -166,9 +223,11 @@ async fn stream_epoch(ctx: &SenderContext, first: Batch, rx: &mut mpsc::Unbounde
     let mut waiters = Vec::new();
     let mut open = true;
     let mut next = Some(first);
+    // Without a session (the broker could not give one) batches go without a producer id.
+    let session = ctx.session().await.unwrap_or_default();
     loop {
         if let Some(batch) = next.take() {
-            let (request, p) = batch.into_request(ctx.shape);
+            let (request, p) = batch.into_request(ctx.shape, session.as_deref());
             bytes += p.bytes;
             pending.push(p);
             if tx.send(request).await.is_err() {
@@ -192,6 +251,9 @@ async fn stream_epoch(ctx: &SenderContext, first: Batch, rx: &mut mpsc::Unbounde
         Ok(result) => result,
         Err(e) => Err(ClientError::Protocol(format!("produce stream task failed: {e}"))),
     };
+    if result.is_err() {
+        ctx.forget(&session).await;
+    }
     let latency = started.elapsed();
     let counts: Vec<usize> = pending.iter().map(|p| p.count).collect();
     let total: usize = counts.iter().sum();

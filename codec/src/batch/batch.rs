@@ -164,6 +164,23 @@ impl RecordBatch {
         RecordBatch { bytes }
     }
 
+    /// The same batch with an idempotent producer's id, epoch and base sequence (fields inside the CRC,
+    /// which is recomputed). Copies the bytes only if they are shared with another `Bytes`.
+    pub fn with_producer(self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> RecordBatch {
+        let Ok(mut header) = BatchHeader::parse(&self.bytes) else { return self };
+        header.producer_id = producer_id;
+        header.producer_epoch = producer_epoch;
+        header.base_sequence = base_sequence;
+        let mut bytes = match self.bytes.try_into_mut() {
+            Ok(unique) => unique,
+            Err(shared) => bytes::BytesMut::from(&shared[..]),
+        };
+        header.write_to(&mut bytes);
+        header.crc = compute_crc(&bytes);
+        header.write_to(&mut bytes);
+        RecordBatch { bytes: bytes.freeze() }
+    }
+
     /// Decompresses and decodes the records, with absolute offsets and timestamps. Keys, values and
     /// header values share memory with the batch (or with its decompressed records).
     ///
@@ -298,6 +315,15 @@ where
 mod tests {
     use super::*;
     use crate::batch::record::{Header, NewRecord};
+
+    #[test]
+    fn producer_fields_are_set_and_the_crc_still_holds() {
+        let r = NewRecord { key: None, value: Some(Bytes::from_static(b"v")), headers: vec![], timestamp_ms: 1 };
+        let b = RecordBatch::build(&[r.clone(), r], Compression::None).unwrap().with_producer(42, 3, i32::MAX);
+        let h = b.validate().unwrap();
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence, h.records_count), (42, 3, i32::MAX, 2));
+        assert_eq!(b.records().unwrap().len(), 2);
+    }
 
     fn sample() -> RecordBatch {
         let records: Vec<NewRecord> = (0..3)

@@ -72,6 +72,17 @@ pub enum ErrorCode {
     InvalidInvisibleTime = 27,
     /// No message or pending timer has the id or key asked for.
     UnknownMessage = 28,
+    /// A producer epoch older than the producer's current one (a fenced, zombie producer), or one the
+    /// broker never issued.
+    InvalidProducerEpoch = 29,
+    /// A batch whose sequence does not follow the producer's last one in the partition (a gap).
+    OutOfOrderSequenceNumber = 30,
+    /// A producer id the broker never issued.
+    UnknownProducerId = 31,
+    /// No pending or recently decided transaction has the id given.
+    UnknownTransaction = 32,
+    /// The transaction was already decided (committed, rolled back, or discarded after its checks).
+    InvalidTransactionState = 33,
 }
 
 impl ErrorCode {
@@ -111,6 +122,11 @@ impl ErrorCode {
             ErrorCode::InvalidReceiptHandle => "INVALID_RECEIPT_HANDLE",
             ErrorCode::InvalidInvisibleTime => "INVALID_INVISIBLE_TIME",
             ErrorCode::UnknownMessage => "UNKNOWN_MESSAGE",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
+            ErrorCode::UnknownTransaction => "UNKNOWN_TRANSACTION",
+            ErrorCode::InvalidTransactionState => "INVALID_TRANSACTION_STATE",
         }
     }
 }
@@ -239,6 +255,11 @@ mod tests {
             (ErrorCode::InvalidReceiptHandle, 26),
             (ErrorCode::InvalidInvisibleTime, 27),
             (ErrorCode::UnknownMessage, 28),
+            (ErrorCode::InvalidProducerEpoch, 29),
+            (ErrorCode::OutOfOrderSequenceNumber, 30),
+            (ErrorCode::UnknownProducerId, 31),
+            (ErrorCode::UnknownTransaction, 32),
+            (ErrorCode::InvalidTransactionState, 33),
         ];
         for (code, n) in expected {
             assert_eq!(code.number(), n, "{code}");

@@ -66,6 +66,7 @@ pub struct Core {
     subscribe_buffered: Arc<AtomicU64>,
     coordinator: Arc<Coordinator>,
     messaging: Arc<Messaging>,
+    producer_ids: Arc<producers::ProducerIds>,
 }
 
 impl std::fmt::Debug for Core {
@@ -103,6 +104,7 @@ impl Core {
             subscribe_buffered: Arc::new(AtomicU64::new(0)),
             coordinator,
             messaging,
+            producer_ids: Arc::default(),
         })
     }
 

@@ -32,6 +32,10 @@ pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("janus_messages_in_total", "Messages appended, per topic");
     describe_counter!("janus_bytes_in_total", "Record batch bytes appended, per topic");
+    describe_counter!(
+        "janus_producer_duplicates_total",
+        "Retried batches of idempotent producers answered with their first offsets instead of stored again, per topic"
+    );
     describe_counter!("janus_messages_out_total", "Messages returned to consumers, per topic");
     describe_counter!("janus_bytes_out_total", "Message bytes returned to consumers, per topic");
     describe_histogram!("janus_request_duration_seconds", "gRPC request latency, per RPC and status code");
@@ -56,6 +60,11 @@ pub fn describe() {
 pub fn record_in(topic: &str, messages: u64, bytes: u64) {
     counter!("janus_messages_in_total", "topic" => topic.to_string()).increment(messages);
     counter!("janus_bytes_in_total", "topic" => topic.to_string()).increment(bytes);
+}
+
+/// Counts a batch of the idempotent producer that was a retry of one already stored (not stored again).
+pub fn record_duplicate(topic: &str) {
+    counter!("janus_producer_duplicates_total", "topic" => topic.to_string()).increment(1);
 }
 
 /// Counts consumed messages and bytes.

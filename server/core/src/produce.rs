@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use janus_api::{Appended, Compression, Durable, NewRecord, RecordBatch, TopicPartition, now_ms};
+use janus_api::{Appended, Compression, Durable, NewRecord, RecordBatch, TopicPartition, now_ms, sync};
 use janus_codec::batch::split_batches;
 use janus_codec::message_id::new_message_id;
 use janus_codec::partitioner::partition_for_key;
@@ -32,6 +32,8 @@ use crate::limits::InflightPermit;
 use crate::messaging::{Schedule, ScheduledMessage, header_value};
 use crate::meta::timers::TimerEntry;
 use crate::metrics;
+use crate::producers::{ProducerBatch, Verdict, slots};
+use crate::topics::Registry;
 use crate::topics::Topic;
 
 /// Memory [`Core::produce`] adds per message for its message id: the `UNIQ_KEY` header (struct, name and
@@ -112,13 +114,21 @@ pub(crate) fn build_batches(topic: &str, records: &[NewRecord], max: usize) -> R
     })
 }
 
+/// One batch to append, with its producer fields when it has a producer id.
+pub(crate) struct ToAppend {
+    pub partition: u32,
+    pub batch: RecordBatch,
+    pub producer: Option<ProducerBatch>,
+}
+
 /// Splits each partition's bytes into batches and checks what the engine does not: framing, that each
-/// batch has records and fits `max.message.bytes`, and the producer fields this broker does not serve yet.
+/// batch has records and fits `max.message.bytes`, and its producer fields (all -1, or an id, epoch and
+/// sequence of the idempotent producer).
 fn split_client_batches(
     topic: &Topic,
     batches: Vec<PartitionBatches>,
     max: usize,
-) -> Result<Vec<(u32, RecordBatch)>, BrokerError> {
+) -> Result<Vec<ToAppend>, BrokerError> {
     if batches.is_empty() {
         return Err(BrokerError::invalid("the produce request has no batches"));
     }
@@ -148,27 +158,40 @@ fn split_client_batches(
                     what()
                 )));
             }
-            if header.producer_id != -1 || header.producer_epoch != -1 || header.base_sequence != -1 {
-                return Err(BrokerError::invalid(format!(
-                    "{}: producer id, epoch and base sequence must be -1 (the idempotent producer is not served yet)",
-                    what()
-                )));
-            }
             if header.records_count <= 0 {
                 return Err(BrokerError::invalid(format!("{}: the batch holds no records", what())));
             }
+            let producer = producer_fields(&header).map_err(|e| BrokerError::invalid(format!("{}: {e}", what())))?;
             let batch = RecordBatch::from_bytes(bytes.slice_ref(raw))
                 .map_err(|e| BrokerError::invalid(format!("{}: {e}", what())))?;
-            out.push((partition, batch));
+            out.push(ToAppend { partition, batch, producer });
         }
     }
     Ok(out)
 }
 
+/// The batch's idempotent-producer fields: `None` when it has no producer id (all three fields -1).
+fn producer_fields(h: &janus_codec::batch::BatchHeader) -> Result<Option<ProducerBatch>, String> {
+    match (h.producer_id, h.producer_epoch, h.base_sequence) {
+        (-1, -1, -1) => Ok(None),
+        (-1, ..) => Err("a batch without a producer id must have producer epoch and base sequence -1".into()),
+        (id, epoch, seq) if id >= 0 && epoch >= 0 && seq >= 0 => Ok(Some(ProducerBatch {
+            producer_id: id,
+            epoch,
+            first_sequence: seq,
+            last_offset_delta: h.last_offset_delta,
+        })),
+        (id, epoch, seq) => Err(format!(
+            "producer id {id}, epoch {epoch} and base sequence {seq}: a producer id needs an epoch and a sequence \
+             of 0 or more"
+        )),
+    }
+}
+
 /// Groups the request's messages by partition, in request order within each partition, giving timestamps
 /// of 0 the broker's clock.
 /// Each message is kept with its index in the request.
-fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<(usize, NewRecord)>>, BrokerError> {
+pub(crate) fn route(topic: &Topic, req: ProduceRequest) -> Result<BTreeMap<u32, Vec<(usize, NewRecord)>>, BrokerError> {
     if req.messages.is_empty() {
         return Err(BrokerError::invalid("the produce request has no messages"));
     }
@@ -278,7 +301,7 @@ impl Core {
         self.disk.check(topic.engine)?;
         let max = topic.config().max_message_bytes as usize;
         let batches = split_client_batches(&topic, req.batches, max)?;
-        let appends = self.append_and_wait(topic, batches, req.wait_durable).await?;
+        let appends = self.append_checked_and_wait(topic, batches, req.wait_durable).await?;
         Ok(merge_runs(appends))
     }
 
@@ -289,8 +312,35 @@ impl Core {
         batches: Vec<(u32, RecordBatch)>,
         wait_durable: bool,
     ) -> Result<Vec<PartitionAppend>, BrokerError> {
+        let batches =
+            batches.into_iter().map(|(partition, batch)| ToAppend { partition, batch, producer: None }).collect();
+        self.append_checked_and_wait(topic, batches, wait_durable).await
+    }
+
+    /// Appends `batches` on the blocking pool, passing those with a producer id through the idempotent
+    /// producer's checks (a duplicate answers with its first offsets and is not appended again), and, when
+    /// asked, waits until they are durable.
+    pub(crate) async fn append_checked_and_wait(
+        &self,
+        topic: Arc<Topic>,
+        batches: Vec<ToAppend>,
+        wait_durable: bool,
+    ) -> Result<Vec<PartitionAppend>, BrokerError> {
         let t = Arc::clone(&topic);
-        let done = self.blocking(move |r| append_all(r.engine(t.engine), &t, batches)).await?;
+        let ids = Arc::clone(&self.producer_ids);
+        let expiration_ms = self.messaging.config().producer_id_expiration_ms;
+        let done = self
+            .blocking(move |r| {
+                let mut checked: Vec<(i64, i16)> = Vec::new();
+                for p in batches.iter().filter_map(|b| b.producer) {
+                    if !checked.contains(&(p.producer_id, p.epoch)) {
+                        ids.check(r.meta(), p.producer_id, p.epoch)?;
+                        checked.push((p.producer_id, p.epoch));
+                    }
+                }
+                append_all(r, &t, batches, expiration_ms)
+            })
+            .await?;
         let mut appends = Vec::with_capacity(done.len());
         let mut durables: Vec<Durable> = Vec::with_capacity(done.len());
         for (partition, appended) in done {
@@ -313,7 +363,7 @@ impl Core {
 }
 
 /// The message's id: its `UNIQ_KEY` header, added if missing.
-fn ensure_message_id(m: &mut NewRecord) -> String {
+pub(crate) fn ensure_message_id(m: &mut NewRecord) -> String {
     if let Some(id) = header_value(&m.headers, janus_api::headers::UNIQ_KEY).filter(|id| !id.is_empty()) {
         return id.to_string();
     }
@@ -338,29 +388,94 @@ fn merge_runs(appends: Vec<PartitionAppend>) -> Vec<PartitionAppend> {
 
 /// Appends `batches` in order (blocking), waking the partitions' waiters after each append.
 fn append_all(
-    engine: &dyn janus_api::Engine,
+    r: &Registry,
     topic: &Topic,
-    batches: Vec<(u32, RecordBatch)>,
+    batches: Vec<ToAppend>,
+    expiration_ms: i64,
 ) -> Result<Vec<(u32, Appended)>, BrokerError> {
+    let engine = r.engine(topic.engine);
     let mut done = Vec::with_capacity(batches.len());
     let (mut messages, mut bytes) = (0u64, 0u64);
-    for (partition, batch) in batches {
+    for ToAppend { partition, batch, producer } in batches {
         let len = batch.len() as u64;
         let count = batch.record_count().max(0) as u64;
-        let appended = match engine.append(&TopicPartition::new(topic.name.clone(), partition), batch) {
+        let tp = TopicPartition::new(topic.name.clone(), partition);
+        let appended = match producer {
+            None => engine.append(&tp, batch).map(|a| (a, true)).map_err(BrokerError::from),
+            Some(p) => append_idempotent(r, topic, &tp, batch, &p, expiration_ms),
+        };
+        let (appended, fresh) = match appended {
             Ok(a) => a,
             Err(e) => {
                 metrics::record_in(&topic.name, messages, bytes);
-                return Err(e.into());
+                return Err(e);
             }
         };
-        topic.notify_append(partition, appended.last_offset + 1);
-        messages += count;
-        bytes += len;
+        if fresh {
+            topic.notify_append(partition, appended.last_offset + 1);
+            messages += count;
+            bytes += len;
+        }
         done.push((partition, appended));
     }
     metrics::record_in(&topic.name, messages, bytes);
     Ok(done)
+}
+/// Appends a batch with a producer id under its partition's producer-state lock: checked, appended if
+/// new, recorded. Returns what it got and whether it was appended now (`false`: a duplicate of a batch
+/// appended before, answered with that batch's offsets).
+fn append_idempotent(
+    r: &Registry,
+    topic: &Topic,
+    tp: &TopicPartition,
+    batch: RecordBatch,
+    p: &ProducerBatch,
+    expiration_ms: i64,
+) -> Result<(Appended, bool), BrokerError> {
+    let slot = topic.producers.slot(tp.partition).ok_or_else(|| {
+        BrokerError::new(ErrorCode::UnknownPartition, format!("topic '{}' has no partition {}", tp.topic, tp.partition))
+    })?;
+    let mut slot = sync::lock(slot);
+    let engine = r.engine(topic.engine);
+    let now = now_ms();
+    let state = match &mut slot.state {
+        Some(state) => state,
+        empty => {
+            let loaded = slots::load(engine, r.meta(), tp, expiration_ms, now)?;
+            empty.insert(loaded)
+        }
+    };
+    let duplicate = match state.check(p) {
+        Verdict::Append => None,
+        Verdict::Duplicate(kept) => Some(kept),
+        Verdict::StaleEpoch { current } => {
+            return Err(BrokerError::new(
+                ErrorCode::InvalidProducerEpoch,
+                format!(
+                    "producer {} epoch {} is older than its epoch {current} in partition {} of '{}'",
+                    p.producer_id, p.epoch, tp.partition, tp.topic
+                ),
+            ));
+        }
+        Verdict::OutOfOrder { expected } => {
+            return Err(BrokerError::new(
+                ErrorCode::OutOfOrderSequenceNumber,
+                format!(
+                    "producer {} sent sequence {} to partition {} of '{}' where {expected} was expected",
+                    p.producer_id, p.first_sequence, tp.partition, tp.topic
+                ),
+            ));
+        }
+    };
+    if let Some(kept) = duplicate {
+        metrics::record_duplicate(&topic.name);
+        let same = Appended { base_offset: kept.base_offset, last_offset: kept.last_offset, durable: Durable::ready() };
+        return Ok((same, false));
+    }
+    let appended = engine.append(tp, batch)?;
+    state.record(p, appended.base_offset, appended.last_offset, now);
+    slot.dirty = true;
+    Ok((appended, true))
 }
 
 #[cfg(test)]

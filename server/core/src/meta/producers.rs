@@ -1,17 +1,43 @@
-//! Producer ids of the idempotent producer: column family `producer_ids`, producer id (i64 big-endian) ->
-//! its epoch (i16 big-endian) and when it was issued (i64 ms). Ids are issued in increasing order from 1
-//! (the next is one past the largest stored), each written with `sync` before it is handed out, so an id is
-//! never issued twice, even across a crash; a batch that names an id the broker never issued is refused.
+//! The idempotent producer's durable state, in two column families:
+//! - `producer_ids`: producer id (i64 big-endian) -> its epoch (i16 big-endian) and when it was issued
+//!   (i64 ms). Ids are issued in increasing order from 1 (the next is one past the largest stored), each
+//!   written with `sync` before it is handed out, so an id is never issued twice, even across a crash; a
+//!   batch that names an id the broker never issued is refused.
+//! - `producer_snapshots`: topic, 0, partition (u32 big-endian) -> a snapshot of the partition's producer
+//!   state (see `crate::producers::snapshot`), replayed forward from the log on load. Removed with the topic.
 
-use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options};
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch};
 
 use super::{MetaError, MetaStore, sync_writes};
 
 const CF_PRODUCER_IDS: &str = "producer_ids";
+const CF_PRODUCER_SNAPSHOTS: &str = "producer_snapshots";
 
-/// The column family this module adds.
-pub(super) fn column_family() -> ColumnFamilyDescriptor {
-    ColumnFamilyDescriptor::new(CF_PRODUCER_IDS, Options::default())
+/// The column families this module adds.
+pub(super) fn column_families() -> [ColumnFamilyDescriptor; 2] {
+    [
+        ColumnFamilyDescriptor::new(CF_PRODUCER_IDS, Options::default()),
+        ColumnFamilyDescriptor::new(CF_PRODUCER_SNAPSHOTS, Options::default()),
+    ]
+}
+
+fn snapshot_key(topic: &str, partition: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(topic.len() + 5);
+    k.extend_from_slice(topic.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+/// Adds to `batch` the removal of every producer snapshot of `topic`.
+pub(super) fn delete_snapshots(store: &MetaStore, batch: &mut WriteBatch, topic: &str) -> Result<(), MetaError> {
+    let cf = store.cf(CF_PRODUCER_SNAPSHOTS)?;
+    let mut from = topic.as_bytes().to_vec();
+    from.push(0);
+    let mut to = topic.as_bytes().to_vec();
+    to.push(1);
+    batch.delete_range_cf(cf, from, to);
+    Ok(())
 }
 
 /// An issued producer id.
@@ -62,6 +88,30 @@ impl MetaStore {
             .put_cf_opt(cf, issued.producer_id.to_be_bytes(), encode(&issued), &sync_writes())
             .map_err(|e| self.err(e))?;
         Ok(issued)
+    }
+
+    /// Gives an issued producer its next epoch, durably (Kafka's InitProducerId with an existing id and
+    /// epoch). Callers serialise calls. `None` if the id was never issued or its epoch is already
+    /// `i16::MAX` (then the caller issues a new id, as Kafka does).
+    pub fn bump_producer_epoch(&self, producer_id: i64) -> Result<Option<IssuedProducer>, MetaError> {
+        let cf = self.cf(CF_PRODUCER_IDS)?;
+        let Some(current) = self.issued_producer(producer_id)? else { return Ok(None) };
+        let Some(epoch) = current.epoch.checked_add(1) else { return Ok(None) };
+        let bumped = IssuedProducer { epoch, ..current };
+        self.db.put_cf_opt(cf, producer_id.to_be_bytes(), encode(&bumped), &sync_writes()).map_err(|e| self.err(e))?;
+        Ok(Some(bumped))
+    }
+
+    /// Stores a partition's producer-state snapshot (not synced: the log it is replayed from is the truth).
+    pub fn put_producer_snapshot(&self, topic: &str, partition: u32, snapshot: &[u8]) -> Result<(), MetaError> {
+        let cf = self.cf(CF_PRODUCER_SNAPSHOTS)?;
+        self.db.put_cf(cf, snapshot_key(topic, partition), snapshot).map_err(|e| self.err(e))
+    }
+
+    /// A partition's latest producer-state snapshot, if one was stored.
+    pub fn producer_snapshot(&self, topic: &str, partition: u32) -> Result<Option<Vec<u8>>, MetaError> {
+        let cf = self.cf(CF_PRODUCER_SNAPSHOTS)?;
+        self.db.get_cf(cf, snapshot_key(topic, partition)).map_err(|e| self.err(e))
     }
 
     /// An issued producer id's record, or `None` if the broker never issued it.

@@ -167,6 +167,16 @@ impl PartitionProducers {
         entry.last_append_ms = now_ms;
     }
 
+    /// Applies a batch read back from the log (rebuilding state after a restart): the log is the truth, so
+    /// it is recorded unless it is already (a replay that starts before a snapshot's end) or belongs to an
+    /// epoch older than the producer's.
+    pub fn replay(&mut self, batch: &ProducerBatch, base_offset: i64, last_offset: i64, now_ms: i64) {
+        match self.check(batch) {
+            Verdict::Duplicate(_) | Verdict::StaleEpoch { .. } => {}
+            Verdict::Append | Verdict::OutOfOrder { .. } => self.record(batch, base_offset, last_offset, now_ms),
+        }
+    }
+
     /// Forgets producers idle since before `cutoff_ms` (Kafka's `producer.id.expiration.ms`); returns how many.
     pub fn expire(&mut self, cutoff_ms: i64) -> usize {
         let before = self.producers.len();

@@ -35,6 +35,8 @@ pub struct Topic {
     appends: watch::Sender<u64>,
     /// Where keyless messages go.
     pub spreader: KeylessSpreader,
+    /// Per partition, the idempotent producers' state (loaded on first use).
+    pub(crate) producers: crate::producers::TopicProducers,
     deleted: AtomicBool,
 }
 
@@ -59,6 +61,7 @@ impl Topic {
             ends: (0..partitions).map(|_| watch::Sender::new(0)).collect(),
             appends: watch::Sender::new(0),
             spreader: KeylessSpreader::starting_at(seed),
+            producers: crate::producers::TopicProducers::new(partitions),
             deleted: AtomicBool::new(false),
         }
     }

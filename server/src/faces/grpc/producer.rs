@@ -1,5 +1,6 @@
 //! `janus.v1.Producer`: Produce (unary) and ProduceStream (client streaming), each request handed to
-//! [`Core::produce`] with the memory admission [`super::admission`] got for it before it was decoded.
+//! [`Core::produce`] with the memory admission [`super::admission`] got for it before it was decoded; and
+//! InitProducerId for the idempotent producer.
 
 use janus_core::messaging::Schedule;
 use janus_core::{BrokerError, Core, ProduceBatchesRequest, ProduceOutcome, ProduceRequest};
@@ -134,6 +135,30 @@ impl Producer for ProducerService {
             Ok(all)
         }
         .await;
+        timer.finish(result).map(Response::new)
+    }
+
+    async fn init_producer_id(
+        &self,
+        request: Request<v1::InitProducerIdRequest>,
+    ) -> Result<Response<v1::InitProducerIdResponse>, Status> {
+        let timer = RpcTimer::start("InitProducerId");
+        let r = request.into_inner();
+        let result = async {
+            let existing = match (r.producer_id, r.producer_epoch) {
+                (None, None) => None,
+                (Some(id), Some(epoch)) => Some((
+                    id,
+                    i16::try_from(epoch)
+                        .map_err(|_| BrokerError::invalid(format!("producer epoch {epoch} is not a 16-bit number")))?,
+                )),
+                _ => return Err(BrokerError::invalid("give both producer_id and producer_epoch, or neither")),
+            };
+            let issued = self.core.init_producer_id(existing).await?;
+            Ok(v1::InitProducerIdResponse { producer_id: issued.producer_id, producer_epoch: i32::from(issued.epoch) })
+        }
+        .await
+        .map_err(to_status);
         timer.finish(result).map(Response::new)
     }
 }

@@ -37,7 +37,11 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         | ErrorCode::InvalidDelivery
         | ErrorCode::InvalidReceiptHandle
         | ErrorCode::InvalidInvisibleTime => Code::InvalidArgument,
-        ErrorCode::UnknownMessage => Code::NotFound,
+        ErrorCode::UnknownMessage | ErrorCode::UnknownProducerId | ErrorCode::UnknownTransaction => Code::NotFound,
+        // The producer must not retry as is: it is fenced, or it lost sequence (it starts again with a new
+        // producer id).
+        ErrorCode::InvalidProducerEpoch | ErrorCode::OutOfOrderSequenceNumber => Code::FailedPrecondition,
+        ErrorCode::InvalidTransactionState => Code::FailedPrecondition,
     }
 }
 
