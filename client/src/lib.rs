@@ -35,6 +35,7 @@ mod groups;
 pub mod messaging;
 pub mod producer;
 pub mod record;
+pub mod transactions;
 pub mod types;
 
 pub use client::{Client, ClientOptions};
@@ -48,6 +49,7 @@ pub use producer::{
     DeliveryFuture, Producer, ProducerConfig, RecordCompression, RequestObserver, RequestReport, SendMode, WireFormat,
 };
 pub use record::{ConsumerRecord, ProducerRecord, RecordMetadata};
+pub use transactions::{HalfMessages, TransactionDecision, TransactionOutcome, TransactionProducer};
 pub use types::{
     Append, Compression, Engine, GroupAssignment, GroupDescription, GroupHeartbeat, GroupListing, GroupMember,
     GroupMode, GroupPartition, MemberIdentity, NewTopic, PartitionInfo, Position, TopicDescription, TopicInfo,

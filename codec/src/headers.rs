@@ -46,3 +46,21 @@ pub const DLQ_ATTEMPTS: &str = "JANUS_DLQ_ATTEMPTS";
 /// The due time of a delivered delayed or timed message, milliseconds since the Unix epoch (Janus's own
 /// header; the message's timestamp is when it was delivered, so their difference is the lateness).
 pub const TIMER_DUE_MS: &str = "JANUS_TIMER_DUE_MS";
+
+/// The producer group of a transactional message (RocketMQ's `PGROUP`).
+pub const PRODUCER_GROUP: &str = "PGROUP";
+
+/// Seconds a half message waits before its first check (RocketMQ's `CHECK_IMMUNITY_TIME_IN_SECONDS`).
+pub const CHECK_IMMUNITY_TIME_IN_SECONDS: &str = "CHECK_IMMUNITY_TIME_IN_SECONDS";
+
+/// The topic a message in `TRANS_CHECK_MAX_TIME_TOPIC` was sent to (RocketMQ's `REAL_TOPIC`).
+pub const REAL_TOPIC: &str = "REAL_TOPIC";
+
+/// The partition (queue) a message in `TRANS_CHECK_MAX_TIME_TOPIC` was sent to (RocketMQ's `REAL_QID`).
+pub const REAL_QUEUE_ID: &str = "REAL_QID";
+
+/// The checks a half message got before it was discarded (RocketMQ's `TRANSACTION_CHECK_TIMES`).
+pub const TRANSACTION_CHECK_TIMES: &str = "TRANSACTION_CHECK_TIMES";
+
+/// The transaction a committed or discarded message belonged to (Janus's own header).
+pub const TRANSACTION_ID: &str = "JANUS_TRANSACTION_ID";

@@ -71,6 +71,20 @@ pub enum GroupEvent {
     Kill,
 }
 
+/// What a produce-modes case asks of the broker per request (E11).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ProduceMode {
+    /// Client-built batches without a producer id.
+    Plain,
+    /// The same batches with a producer id and sequences (the idempotent producer).
+    Idempotent,
+    /// The same messages as protobuf messages: the broker builds the batches and gives each an id.
+    Messages,
+    /// The same messages as one transaction's half messages, then a commit.
+    Transactional,
+}
+
 /// How the due times of a timers case are laid out.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -153,6 +167,8 @@ pub struct Workload {
     /// Receive cases: the fraction of first deliveries the receivers nack (chosen by a hash of the
     /// message's partition and offset, so the same positions on both engines and in every round).
     pub nack_fraction: f64,
+    /// Produce cases over gRPC: the produce mode; absent: `plain` through the usual produce driver.
+    pub produce_mode: Option<ProduceMode>,
 }
 
 impl Default for Workload {
@@ -186,6 +202,7 @@ impl Default for Workload {
             heartbeat_interval_ms: None,
             initial_rebalance_delay_ms: None,
             timer_pattern: None,
+            produce_mode: None,
             spread_s: 600.0,
             burst_messages: None,
             nack_fraction: 0.0,

@@ -12,6 +12,7 @@ pub mod messaging_args;
 mod output;
 mod produce;
 mod topic;
+mod txn;
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, Write};
@@ -113,5 +114,6 @@ async fn execute(cli: Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Dlq(cmd) => messaging::dlq(&client, cmd, io).await,
         Command::Message(cmd) => messaging::message(&client, cmd, io).await,
         Command::Timer(cmd) => messaging::timer(&client, cmd, io).await,
+        Command::Txn(cmd) => txn::run(&client, cmd, io).await,
     }
 }

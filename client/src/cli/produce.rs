@@ -25,13 +25,19 @@ pub(crate) async fn run(client: &Client, args: ProduceArgs, io: &mut Io<'_>) -> 
         }
         None => &mut *io.stdin,
     };
-    if let Some(when) = super::messaging::delivery(&args.schedule) {
-        let message = pb::Message {
-            key: template.key.clone(),
-            value: None,
-            headers: template.headers.iter().map(|(k, v)| pb::Header { key: k.clone(), value: v.clone() }).collect(),
-            timestamp_ms: 0,
+    if args.transactional {
+        let message = template_message(&template);
+        let target = super::txn::TransactionalTarget {
+            topic: &args.topic,
+            partition: args.partition,
+            group: &args.producer_group,
+            rollback: args.rollback,
+            durable: args.durable,
         };
+        return super::txn::produce_transactional(client, target, &message, input, &mut *io.stdout).await;
+    }
+    if let Some(when) = super::messaging::delivery(&args.schedule) {
+        let message = template_message(&template);
         let (topic, partition) = (args.topic.clone(), args.partition);
         return super::messaging::produce_scheduled(
             client,
@@ -72,6 +78,16 @@ pub(crate) async fn run(client: &Client, args: ProduceArgs, io: &mut Io<'_>) -> 
     write!(io.stdout, "{}", summary(&args.topic, sent, &appends, args.durable))
         .map_err(CliError::io("writing output"))?;
     Ok(())
+}
+
+/// The template as a message of the API (for scheduled and transactional produce).
+fn template_message(template: &ProducerRecord) -> pb::Message {
+    pb::Message {
+        key: template.key.clone(),
+        value: None,
+        headers: template.headers.iter().map(|(k, v)| pb::Header { key: k.clone(), value: v.clone() }).collect(),
+        timestamp_ms: 0,
+    }
 }
 
 /// The record every line is sent as (the value is filled in per line).

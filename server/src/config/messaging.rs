@@ -31,6 +31,18 @@ pub struct MessagingSection {
     pub max_reconsume_times: u64,
     /// The most received and unacknowledged messages across the broker (500,000; about 100 bytes each).
     pub max_inflight_leases: u64,
+    /// `producer.id.expiration.ms`: how long an idle idempotent producer's sequence state is kept (7 days).
+    pub producer_id_expiration_ms: u64,
+    /// How often changed idempotent-producer state is snapshotted (30 s): what a restart replays at most.
+    pub producer_snapshot_interval_ms: u64,
+    /// `transaction.timeout.ms`: how long a half message waits for its decision before the first check (6 s).
+    pub transaction_timeout_ms: u64,
+    /// `transaction.check.interval.ms`: time between checks of an undecided transaction (30 s).
+    pub transaction_check_interval_ms: u64,
+    /// `transaction.check.max`: checks before an undecided transaction goes to TRANS_CHECK_MAX_TIME_TOPIC (15).
+    pub transaction_check_max: u64,
+    /// The most undecided transactions held (100,000; about 200 bytes of memory each).
+    pub max_pending_transactions: u64,
 }
 
 impl Default for MessagingSection {
@@ -46,6 +58,12 @@ impl Default for MessagingSection {
             max_invisible_ms: d.max_invisible.as_millis() as u64,
             max_reconsume_times: u64::from(d.max_reconsume_times),
             max_inflight_leases: d.max_inflight_leases as u64,
+            producer_id_expiration_ms: d.producer_id_expiration_ms as u64,
+            producer_snapshot_interval_ms: d.producer_snapshot_interval.as_millis() as u64,
+            transaction_timeout_ms: d.transaction_timeout_ms as u64,
+            transaction_check_interval_ms: d.transaction_check_interval_ms as u64,
+            transaction_check_max: u64::from(d.transaction_check_max),
+            max_pending_transactions: d.max_pending_transactions as u64,
         }
     }
 }
@@ -69,6 +87,12 @@ impl MessagingSection {
         )?;
         check_range("messaging.max_reconsume_times", self.max_reconsume_times, 0, 1000)?;
         check_range("messaging.max_inflight_leases", self.max_inflight_leases, 1, 100_000_000)?;
+        check_range("messaging.producer_id_expiration_ms", self.producer_id_expiration_ms, 1000, 365 * DAY_MS)?;
+        check_range("messaging.producer_snapshot_interval_ms", self.producer_snapshot_interval_ms, 100, DAY_MS)?;
+        check_range("messaging.transaction_timeout_ms", self.transaction_timeout_ms, 1, DAY_MS)?;
+        check_range("messaging.transaction_check_interval_ms", self.transaction_check_interval_ms, 1, DAY_MS)?;
+        check_range("messaging.transaction_check_max", self.transaction_check_max, 1, 1000)?;
+        check_range("messaging.max_pending_transactions", self.max_pending_transactions, 1, 10_000_000)?;
         Ok(())
     }
 
@@ -85,6 +109,12 @@ impl MessagingSection {
             max_invisible: ms(self.max_invisible_ms),
             max_reconsume_times: self.max_reconsume_times as u32,
             max_inflight_leases: self.max_inflight_leases as usize,
+            producer_id_expiration_ms: self.producer_id_expiration_ms as i64,
+            producer_snapshot_interval: ms(self.producer_snapshot_interval_ms),
+            transaction_timeout_ms: self.transaction_timeout_ms as i64,
+            transaction_check_interval_ms: self.transaction_check_interval_ms as i64,
+            transaction_check_max: self.transaction_check_max as u32,
+            max_pending_transactions: self.max_pending_transactions as usize,
             ..MessagingConfig::default()
         }
     }

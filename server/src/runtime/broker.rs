@@ -151,6 +151,10 @@ impl Broker {
         tasks.spawn("timer delivery", async move { c.run_timer_delivery().await });
         let c = core.clone();
         tasks.spawn("leases", async move { c.run_lease_tasks().await });
+        let c = core.clone();
+        tasks.spawn("producer snapshots", async move { c.run_producer_snapshots().await });
+        let c = core.clone();
+        tasks.spawn("transaction checks", async move { c.run_transaction_checks().await });
         tasks.spawn(
             "retention",
             retention_loop(core.clone(), Duration::from_millis(config.retention_check_interval_ms)),

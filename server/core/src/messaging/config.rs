@@ -66,6 +66,23 @@ pub struct MessagingConfig {
     pub max_receive_wait: Duration,
     /// How often moved committed offsets of receiving groups are written (1 s).
     pub commit_interval: Duration,
+    /// How long a producer may stay idle before a partition forgets its sequence state
+    /// (`producer.id.expiration.ms`, 7 days).
+    pub producer_id_expiration_ms: i64,
+    /// How often changed producer state is snapshotted to the metadata store (30 s): the most of the log
+    /// a restart replays to rebuild it.
+    pub producer_snapshot_interval: Duration,
+    /// How long a half message waits for its producer's decision before the first check
+    /// (`transaction.timeout.ms`, 6 s); a message's `CHECK_IMMUNITY_TIME_IN_SECONDS` property overrides it.
+    pub transaction_timeout_ms: i64,
+    /// Time between checks of one undecided half message (`transaction.check.interval.ms`, 30 s).
+    pub transaction_check_interval_ms: i64,
+    /// Checks before an undecided half message goes to `TRANS_CHECK_MAX_TIME_TOPIC`
+    /// (`transaction.check.max`, 15).
+    pub transaction_check_max: u32,
+    /// The most undecided transactions the broker holds; a transactional produce beyond it gets
+    /// `LimitExceeded`.
+    pub max_pending_transactions: usize,
     /// The clock (the wall clock; tests use tokio's).
     pub clock: Clock,
 }
@@ -85,6 +102,12 @@ impl Default for MessagingConfig {
             max_receive_batch: 1024,
             max_receive_wait: Duration::from_secs(30),
             commit_interval: Duration::from_secs(1),
+            producer_id_expiration_ms: 7 * 24 * 3600 * 1000,
+            producer_snapshot_interval: Duration::from_secs(30),
+            transaction_timeout_ms: 6_000,
+            transaction_check_interval_ms: 30_000,
+            transaction_check_max: 15,
+            max_pending_transactions: 100_000,
             clock: Clock::Wall,
         }
     }

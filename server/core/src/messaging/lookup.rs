@@ -60,17 +60,19 @@ fn matches(query: &MessageQuery, record: &Record) -> bool {
     }
 }
 
-/// Scans `from..end` of one partition (at most [`SCAN_MESSAGES`]) for matches, adding them to `out`.
-fn scan(
+/// Scans `from..end` of one partition (at most [`SCAN_MESSAGES`]) for records `wanted` accepts, adding
+/// them to `out` until it holds `limit`.
+pub(crate) fn scan(
     engine: &dyn Engine,
     tp: &TopicPartition,
     from: i64,
-    query: &MessageQuery,
+    wanted: &dyn Fn(&Record) -> bool,
+    limit: usize,
     out: &mut Vec<FoundMessage>,
 ) -> Result<(), BrokerError> {
     let o = engine.offsets(tp)?;
     let (mut at, stop) = (from.clamp(o.log_start, o.log_end), (from.max(o.log_start) + SCAN_MESSAGES).min(o.log_end));
-    while at < stop && out.len() < MAX_RESULTS {
+    while at < stop && out.len() < limit {
         let slice = engine.read(tp, at, SCAN_CHUNK_BYTES)?;
         if slice.is_empty() {
             break;
@@ -78,7 +80,7 @@ fn scan(
         let next = slice.next_offset();
         for record in engine.decode_records(&slice, at)? {
             if record.offset < stop
-                && matches(query, &record)
+                && wanted(&record)
                 && !out.iter().any(|f| f.partition == tp.partition && f.record.offset == record.offset)
             {
                 out.push(FoundMessage { partition: tp.partition, record });
@@ -143,14 +145,14 @@ fn lookup_blocking(engine: &dyn Engine, topic: &Topic, query: &MessageQuery) -> 
         {
             let from = engine.offset_for_timestamp(&tp, ms - 60_000)?;
             if let Some(from) = from {
-                scan(engine, &tp, from, query, &mut out)?;
+                scan(engine, &tp, from, &|r| matches(query, r), MAX_RESULTS, &mut out)?;
             }
             if out.iter().any(|f| f.partition == partition) {
                 continue;
             }
         }
         let o = engine.offsets(&tp)?;
-        scan(engine, &tp, o.log_end - SCAN_MESSAGES, query, &mut out)?;
+        scan(engine, &tp, o.log_end - SCAN_MESSAGES, &|r| matches(query, r), MAX_RESULTS, &mut out)?;
     }
     Ok(out)
 }

@@ -13,6 +13,37 @@ pub fn describe() {
     describe_gauge!("janus_leases_inflight", "Messages received and not yet acknowledged (invisible)");
     describe_counter!("janus_retries_total", "Messages sent back for redelivery (nacked or timed out), per group");
     describe_counter!("janus_dead_letters_total", "Messages moved to the dead-letter topic, per group");
+    describe_gauge!("janus_transactions_pending", "Transactions prepared and not yet decided (their half messages)");
+    describe_counter!(
+        "janus_transaction_checks_total",
+        "Checks of undecided transactions, by whether a live producer of the group took them (sent=true|false)"
+    );
+    describe_counter!("janus_transactions_committed_total", "Transactions committed");
+    describe_counter!("janus_transactions_rolled_back_total", "Transactions rolled back");
+    describe_counter!(
+        "janus_transactions_discarded_total",
+        "Transactions undecided after their last check, moved to TRANS_CHECK_MAX_TIME_TOPIC"
+    );
+}
+
+pub(crate) fn set_transactions_pending(n: usize) {
+    gauge!("janus_transactions_pending").set(n as f64);
+}
+
+pub(crate) fn transaction_check(sent: bool) {
+    counter!("janus_transaction_checks_total", "sent" => if sent { "true" } else { "false" }).increment(1);
+}
+
+pub(crate) fn transaction_committed() {
+    counter!("janus_transactions_committed_total").increment(1);
+}
+
+pub(crate) fn transaction_rolled_back() {
+    counter!("janus_transactions_rolled_back_total").increment(1);
+}
+
+pub(crate) fn transaction_discarded() {
+    counter!("janus_transactions_discarded_total").increment(1);
 }
 
 pub(crate) fn set_timers_pending(n: u64) {

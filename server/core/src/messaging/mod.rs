@@ -8,6 +8,8 @@
 //! | [`handle`] | receipt handles |
 //! | [`receive`] | receive, ack, change invisible duration, nack; retry and dead-letter topics |
 //! | [`lookup`] | finding a message by id or key |
+//! | [`transactions`] | half messages: prepare, commit, roll back, and finishing a commit after a crash |
+//! | [`txn_checks`] | asking producers about undecided transactions; the max-check topic |
 //! | [`config`] | the `[messaging]` settings |
 //! | [`metrics`] | what it records |
 
@@ -19,6 +21,8 @@ pub mod metrics;
 pub mod receive;
 pub mod schedule;
 pub mod timers;
+pub mod transactions;
+pub mod txn_checks;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -30,6 +34,10 @@ pub use lookup::{FoundMessage, Lookup, MessageQuery};
 pub use receive::{ReceiveRequest, ReceivedMessage, dlq_topic_name, retry_topic_name};
 pub use schedule::Schedule;
 pub use timers::{PendingTimer, ScheduledMessage};
+pub use transactions::{
+    Decided, Decision, PendingTransaction, PrepareRequest, Prepared, TRANS_CHECK_MAX_TIME_TOPIC, Transactions,
+};
+pub use txn_checks::{CheckerRegistration, TxnCheck};
 
 use crate::messaging::leases::LeaseTable;
 use crate::messaging::timers::Timers;
@@ -42,6 +50,8 @@ pub struct Messaging {
     pub(crate) leases: Mutex<LeaseTable>,
     /// Per group: its own `max.reconsume.times` (`None`: it set none), as read from the store.
     pub(crate) group_max_reconsume: Mutex<HashMap<String, Option<u32>>>,
+    /// Pending transactions and the producers that are asked about them.
+    pub(crate) transactions: std::sync::Arc<Transactions>,
     rotation: AtomicUsize,
 }
 
@@ -53,6 +63,7 @@ impl Messaging {
             timers: Timers::new(pending_timers),
             leases: Mutex::new(LeaseTable::default()),
             group_max_reconsume: Mutex::new(HashMap::new()),
+            transactions: std::sync::Arc::default(),
             rotation: AtomicUsize::new(0),
         }
     }

@@ -476,7 +476,7 @@ impl Core {
     }
 
     /// A retry or dead-letter topic, created (one partition, on `engine`) if it does not exist yet.
-    async fn internal_topic(&self, name: &str, engine: EngineKind) -> Result<Arc<Topic>, BrokerError> {
+    pub(crate) async fn internal_topic(&self, name: &str, engine: EngineKind) -> Result<Arc<Topic>, BrokerError> {
         if let Ok(t) = self.topic(name) {
             return Ok(t);
         }

@@ -23,8 +23,10 @@ const CF_GROUP_STATE: &str = "group_state";
 const CF_GROUP_META: &str = "group_meta";
 const CFS: [&str; 4] = [CF_TOPICS, CF_GROUP_OFFSETS, CF_GROUP_STATE, CF_GROUP_META];
 
+mod message_codec;
 pub mod producers;
 pub mod timers;
+pub mod transactions;
 
 /// The longest group name accepted, in bytes.
 pub const MAX_GROUP_NAME_LEN: usize = 255;
@@ -176,7 +178,8 @@ impl MetaStore {
             .map(|name| ColumnFamilyDescriptor::new(name, Options::default()))
             .into_iter()
             .chain(timers::column_families())
-            .chain([producers::column_family()]);
+            .chain(producers::column_families())
+            .chain(transactions::column_families());
         let db = DB::open_cf_descriptors(&opts, dir, cfs)
             .map_err(|e| MetaError::Db { path: dir.to_path_buf(), detail: e.into_string() })?;
         Ok(MetaStore { db, path: dir.to_path_buf() })
@@ -220,7 +223,8 @@ impl MetaStore {
         self.db.put_cf_opt(cf, record.name.as_bytes(), value, &sync_writes()).map_err(|e| self.err(e))
     }
 
-    /// Removes a topic record and every offset committed for the topic, durably and atomically.
+    /// Removes a topic record, every offset committed for the topic and its producer snapshots, durably and
+    /// atomically.
     pub fn remove_topic(&self, name: &str) -> Result<(), MetaError> {
         let topics = self.cf(CF_TOPICS)?;
         let offsets = self.cf(CF_GROUP_OFFSETS)?;
@@ -231,6 +235,7 @@ impl MetaStore {
                 batch.delete_cf(offsets, offset_key(&o.group, &o.topic, o.partition));
             }
         }
+        producers::delete_snapshots(self, &mut batch, name)?;
         self.db.write_opt(batch, &sync_writes()).map_err(|e| self.err(e))
     }
 

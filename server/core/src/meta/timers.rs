@@ -5,17 +5,16 @@
 //! Writes go through the WAL without `sync` unless the caller asks: a kill -9 loses nothing (the WAL is in
 //! the page cache), a power loss may lose the last writes unless the producer asked for durability.
 
-use bytes::Bytes;
-use janus_api::{Header, NewRecord};
+use janus_api::NewRecord;
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, Options, ReadOptions, WriteBatch, WriteOptions};
 
+use super::message_codec::{decode_message, encode_message};
 use super::{MetaError, MetaStore};
 
 const CF_TIMERS: &str = "timers";
 const CF_TIMER_IDS: &str = "timer_ids";
 /// Memtable size of each timer column family: small, so pending timers cost disk, not memory.
 const WRITE_BUFFER_BYTES: usize = 8 << 20;
-const FORMAT_V1: u8 = 1;
 
 /// The column families this module adds, with bounded memtables.
 pub(super) fn column_families() -> [ColumnFamilyDescriptor; 2] {
@@ -50,82 +49,18 @@ fn timer_key(due_ms: i64, id: &str) -> Vec<u8> {
     k
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => out.extend_from_slice(&u32::MAX.to_be_bytes()),
-        Some(b) => {
-            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 impl TimerEntry {
     /// The stored value (the key holds the due time and id).
     fn encode_value(&self) -> Vec<u8> {
-        let r = &self.record;
-        let mut out = Vec::with_capacity(64 + self.topic.len() + r.value.as_ref().map_or(0, |v| v.len()));
-        out.push(FORMAT_V1);
-        put_bytes(&mut out, Some(self.topic.as_bytes()));
-        out.extend_from_slice(&self.partition.to_be_bytes());
-        out.extend_from_slice(&r.timestamp_ms.to_be_bytes());
-        put_bytes(&mut out, r.key.as_deref());
-        put_bytes(&mut out, r.value.as_deref());
-        out.extend_from_slice(&(r.headers.len() as u32).to_be_bytes());
-        for h in &r.headers {
-            put_bytes(&mut out, Some(h.key.as_bytes()));
-            put_bytes(&mut out, h.value.as_deref());
-        }
-        out
+        encode_message(&self.topic, self.partition, &self.record)
     }
 
     fn decode(key: &[u8], value: &[u8]) -> Result<TimerEntry, String> {
         let (due, id) = key.split_at_checked(8).ok_or("key shorter than 8 bytes")?;
         let due_ms = i64::from_be_bytes(due.try_into().map_err(|_| "bad key")?);
         let id = std::str::from_utf8(id).map_err(|_| "id is not UTF-8")?.to_string();
-        let mut c = Reader { buf: value, pos: 0 };
-        if c.u8()? != FORMAT_V1 {
-            return Err("unknown format".into());
-        }
-        let topic = String::from_utf8(c.bytes()?.ok_or("null topic")?.to_vec()).map_err(|_| "topic not UTF-8")?;
-        let partition = c.u32()?;
-        let timestamp_ms = i64::from_be_bytes(c.take(8)?.try_into().map_err(|_| "short")?);
-        let key = c.bytes()?.map(Bytes::copy_from_slice);
-        let value = c.bytes()?.map(Bytes::copy_from_slice);
-        let count = c.u32()? as usize;
-        let mut headers = Vec::with_capacity(count.min(1024));
-        for _ in 0..count {
-            let name = String::from_utf8(c.bytes()?.ok_or("null header name")?.to_vec())
-                .map_err(|_| "header name not UTF-8")?;
-            headers.push(Header { key: name, value: c.bytes()?.map(Bytes::copy_from_slice) });
-        }
-        Ok(TimerEntry { due_ms, id, topic, partition, record: NewRecord { key, value, headers, timestamp_ms } })
-    }
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or("value truncated")?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().map_err(|_| "short")?))
-    }
-    fn bytes(&mut self) -> Result<Option<&'a [u8]>, String> {
-        match self.u32()? {
-            u32::MAX => Ok(None),
-            n => self.take(n as usize).map(Some),
-        }
+        let (topic, partition, record) = decode_message(value)?;
+        Ok(TimerEntry { due_ms, id, topic, partition, record })
     }
 }
 
@@ -250,6 +185,9 @@ impl MetaStore {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use janus_api::Header;
+
     use super::*;
 
     #[test]

@@ -58,6 +58,16 @@ pub fn new_record(m: v1::Message) -> NewRecord {
     }
 }
 
+/// A message the core holds (a half message in a check) as the API shows it.
+pub fn message(r: NewRecord) -> v1::Message {
+    v1::Message {
+        key: r.key,
+        value: r.value,
+        headers: r.headers.into_iter().map(|h| v1::Header { key: h.key, value: h.value }).collect(),
+        timestamp_ms: r.timestamp_ms,
+    }
+}
+
 /// The offsets one partition's appends got.
 pub fn partition_append(a: PartitionAppend) -> v1::PartitionAppend {
     v1::PartitionAppend { partition: a.partition, base_offset: a.base_offset, last_offset: a.last_offset }

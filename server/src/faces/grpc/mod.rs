@@ -12,6 +12,7 @@ pub mod messaging;
 pub mod producer;
 pub mod status;
 pub mod timer;
+pub mod transactions;
 pub mod wire_status;
 
 use std::future::Future;
@@ -22,6 +23,7 @@ use janus_proto::v1::admin_server::AdminServer;
 use janus_proto::v1::consumer_server::ConsumerServer;
 use janus_proto::v1::messaging_server::MessagingServer;
 use janus_proto::v1::producer_server::ProducerServer;
+use janus_proto::v1::transactions_server::TransactionsServer;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -33,6 +35,7 @@ use self::consumer::{ConsumerService, ReadAhead};
 use self::handshake::HandshakeDeadline;
 use self::messaging::MessagingService;
 use self::producer::ProducerService;
+use self::transactions::TransactionsService;
 use crate::config::LimitsSection;
 use crate::runtime::face::Face;
 
@@ -87,6 +90,7 @@ async fn serve(
     health.set_serving::<ProducerServer<ProducerService>>().await;
     health.set_serving::<ConsumerServer<ConsumerService>>().await;
     health.set_serving::<MessagingServer<MessagingService>>().await;
+    health.set_serving::<TransactionsServer<TransactionsService>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(janus_proto::FILE_DESCRIPTOR_SET)
@@ -108,7 +112,10 @@ async fn serve(
     let mut consumer = consumer.accept_compressed(gzip).accept_compressed(zstd);
     let mut messaging =
         MessagingServer::new(MessagingService::new(core.clone())).accept_compressed(gzip).accept_compressed(zstd);
+    let mut transactions =
+        TransactionsServer::new(TransactionsService::new(core.clone())).accept_compressed(gzip).accept_compressed(zstd);
     if compression.is_some() {
+        transactions = transactions.send_compressed(gzip).send_compressed(zstd);
         messaging = messaging.send_compressed(gzip).send_compressed(zstd);
         admin = admin.send_compressed(gzip).send_compressed(zstd);
         producer = producer.send_compressed(gzip).send_compressed(zstd);
@@ -128,7 +135,8 @@ async fn serve(
         .add_service(admin.max_decoding_message_size(max))
         .add_service(producer.max_decoding_message_size(max))
         .add_service(consumer.max_decoding_message_size(max))
-        .add_service(messaging.max_decoding_message_size(max));
+        .add_service(messaging.max_decoding_message_size(max))
+        .add_service(transactions.max_decoding_message_size(max));
     let handshake_timeout = Duration::from_millis(limits.handshake_timeout_ms);
     let incoming = tonic::transport::server::TcpIncoming::from(listener)
         .with_nodelay(Some(true))
