@@ -114,22 +114,34 @@ impl SenderContext {
 /// Unary mode: one Produce call per batch, at most `max_in_flight` at once.
 pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut in_flight: VecDeque<JoinHandle<()>> = VecDeque::new();
-    // An idempotent producer's first batch to a partition goes alone: a partition with no state for the
+    // An idempotent session's first batch to a partition goes alone: a partition with no state for the
     // producer takes any sequence, so a later batch overtaking it would make it out of order for good.
     let mut started = ctx.idempotence.is_none();
+    let mut current: Option<Arc<Session>> = None;
     while let Some(command) = rx.recv().await {
         match command {
             Command::Batch(batch) => {
+                let session = ctx.session().await;
+                if let Ok(Some(s)) = &session
+                    && !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, s))
+                {
+                    current = Some(Arc::clone(s));
+                    started = false;
+                }
                 let limit = if started { ctx.max_in_flight.max(1) } else { 1 };
                 while in_flight.len() >= limit {
                     if let Some(handle) = in_flight.pop_front() {
                         let _ = handle.await;
-                        started = true;
                     }
                 }
-                // Sequences are taken here, in the partition's send order.
-                let session = ctx.session().await;
-                in_flight.push_back(tokio::spawn(send_unary(ctx.clone(), batch, session)));
+                started = true;
+                let topic = batch.topic.clone();
+                let partition = batch.partition;
+                // Stamped here, in the partition's send order.
+                let stamp = session.as_ref().ok().and_then(|s| s.as_deref());
+                let (request, pending) = batch.into_request(ctx.shape, stamp);
+                let send = Unary { topic, partition, request, pending };
+                in_flight.push_back(tokio::spawn(send_unary(ctx.clone(), send, session)));
             }
             Command::Flush(done) => {
                 for handle in in_flight.drain(..) {
@@ -144,31 +156,40 @@ pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceive
     }
 }
 
-async fn send_unary(ctx: SenderContext, batch: Batch, session: Result<Option<Arc<Session>>>) {
-    let topic = batch.topic.clone();
-    let partition = batch.partition;
+/// One batch's unary request, ready to send.
+struct Unary {
+    topic: Arc<str>,
+    partition: u32,
+    request: pb::ProduceRequest,
+    pending: Pending,
+}
+
+async fn send_unary(ctx: SenderContext, send: Unary, session: Result<Option<Arc<Session>>>) {
+    let Unary { topic, partition, request, pending } = send;
     let session = match session {
         Ok(s) => s,
         Err(e) => {
-            let (_, pending) = batch.into_request(ctx.shape, None);
             ctx.finish(&topic, partition, (pending.count, pending.bytes), Duration::ZERO, &Err(e.clone()));
             pending.resolve(Err(e));
             return;
         }
     };
-    let (request, pending) = batch.into_request(ctx.shape, session.as_deref());
     let started = Instant::now();
     let deadline = started + ctx.delivery_timeout;
     let mut backoff = ctx.retry_backoff;
+    let mut gap_backoff = Duration::from_millis(2);
     let result = loop {
         let result = ctx.client.produce_with(request.clone(), ctx.compression).await;
         match &result {
             // Safe only with idempotence: the broker answers a batch it already stored with its offsets.
             // A gap means an earlier batch of the partition is still on its way: try again almost at once.
-            Err(e) if session.is_some() && e.broker_code() == Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
-                && Instant::now() < deadline =>
+            Err(e)
+                if session.is_some()
+                    && e.broker_code() == Some(codes::OUT_OF_ORDER_SEQUENCE_NUMBER)
+                    && Instant::now() < deadline =>
             {
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::time::sleep(gap_backoff).await;
+                gap_backoff = (gap_backoff * 2).min(ctx.retry_backoff);
             }
             Err(e) if session.is_some() && retriable(e) && Instant::now() + backoff < deadline => {
                 tokio::time::sleep(backoff).await;

@@ -175,12 +175,21 @@ fn producer_fields(h: &janus_codec::batch::BatchHeader) -> Result<Option<Produce
     match (h.producer_id, h.producer_epoch, h.base_sequence) {
         (-1, -1, -1) => Ok(None),
         (-1, ..) => Err("a batch without a producer id must have producer epoch and base sequence -1".into()),
-        (id, epoch, seq) if id >= 0 && epoch >= 0 && seq >= 0 => Ok(Some(ProducerBatch {
-            producer_id: id,
-            epoch,
-            first_sequence: seq,
-            last_offset_delta: h.last_offset_delta,
-        })),
+        (id, epoch, seq) if id >= 0 && epoch >= 0 && seq >= 0 => {
+            if h.last_offset_delta < 0 || i64::from(h.records_count) != i64::from(h.last_offset_delta) + 1 {
+                return Err(format!(
+                    "a batch of an idempotent producer must hold last offset delta + 1 records, one per sequence \
+                     (it has {} records and last offset delta {})",
+                    h.records_count, h.last_offset_delta
+                ));
+            }
+            Ok(Some(ProducerBatch {
+                producer_id: id,
+                epoch,
+                first_sequence: seq,
+                last_offset_delta: h.last_offset_delta,
+            }))
+        }
         (id, epoch, seq) => Err(format!(
             "producer id {id}, epoch {epoch} and base sequence {seq}: a producer id needs an epoch and a sequence \
              of 0 or more"
@@ -329,7 +338,7 @@ impl Core {
         let t = Arc::clone(&topic);
         let ids = Arc::clone(&self.producer_ids);
         let expiration_ms = self.messaging.config().producer_id_expiration_ms;
-        let done = self
+        let (done, duplicates) = self
             .blocking(move |r| {
                 let mut checked: Vec<(i64, i16)> = Vec::new();
                 for p in batches.iter().filter_map(|b| b.producer) {
@@ -353,6 +362,11 @@ impl Core {
         }
         if wait_durable {
             let started = Instant::now();
+            if duplicates {
+                // A duplicate's first append may not be on disk yet, and its waiter is gone: flush.
+                let kind = topic.engine;
+                self.blocking(move |r| Ok(r.engine(kind).flush()?)).await?;
+            }
             for d in durables {
                 d.await?;
             }
@@ -386,15 +400,17 @@ fn merge_runs(appends: Vec<PartitionAppend>) -> Vec<PartitionAppend> {
     out
 }
 
-/// Appends `batches` in order (blocking), waking the partitions' waiters after each append.
+/// Appends `batches` in order (blocking), waking the partitions' waiters after each append. Also says
+/// whether any was a duplicate (answered with its first append's offsets, not appended again).
 fn append_all(
     r: &Registry,
     topic: &Topic,
     batches: Vec<ToAppend>,
     expiration_ms: i64,
-) -> Result<Vec<(u32, Appended)>, BrokerError> {
+) -> Result<(Vec<(u32, Appended)>, bool), BrokerError> {
     let engine = r.engine(topic.engine);
     let mut done = Vec::with_capacity(batches.len());
+    let mut duplicates = false;
     let (mut messages, mut bytes) = (0u64, 0u64);
     for ToAppend { partition, batch, producer } in batches {
         let len = batch.len() as u64;
@@ -411,6 +427,7 @@ fn append_all(
                 return Err(e);
             }
         };
+        duplicates |= !fresh;
         if fresh {
             topic.notify_append(partition, appended.last_offset + 1);
             messages += count;
@@ -419,7 +436,7 @@ fn append_all(
         done.push((partition, appended));
     }
     metrics::record_in(&topic.name, messages, bytes);
-    Ok(done)
+    Ok((done, duplicates))
 }
 /// Appends a batch with a producer id under its partition's producer-state lock: checked, appended if
 /// new, recorded. Returns what it got and whether it was appended now (`false`: a duplicate of a batch
@@ -441,7 +458,12 @@ fn append_idempotent(
     let state = match &mut slot.state {
         Some(state) => state,
         empty => {
-            let loaded = slots::load(engine, r.meta(), tp, expiration_ms, now)?;
+            let max = topic.config().max_message_bytes as usize;
+            let loaded = slots::load(engine, r.meta(), tp, max, expiration_ms, now)?;
+            if topic.is_deleted() {
+                // Deleted meanwhile: its snapshots' removal may have come before the one just written.
+                r.meta().delete_producer_snapshot(&tp.topic, tp.partition)?;
+            }
             empty.insert(loaded)
         }
     };
@@ -500,6 +522,24 @@ mod tests {
         let a = |partition, base_offset, last_offset| PartitionAppend { partition, base_offset, last_offset };
         let merged = merge_runs(vec![a(0, 0, 9), a(0, 10, 19), a(1, 5, 6), a(0, 30, 31), a(0, 32, 32)]);
         assert_eq!(merged, vec![a(0, 0, 19), a(1, 5, 6), a(0, 30, 32)]);
+    }
+
+    #[test]
+    fn producer_fields_must_be_whole_and_consistent() {
+        let records = [rec(10), rec(10), rec(10)];
+        let mut h = RecordBatch::build(&records, Compression::None).unwrap().header();
+        assert_eq!(producer_fields(&h), Ok(None), "all -1: no producer");
+        (h.producer_id, h.producer_epoch, h.base_sequence) = (7, 0, 5);
+        let p = producer_fields(&h).unwrap().unwrap();
+        assert_eq!((p.producer_id, p.first_sequence, p.last_offset_delta), (7, 5, 2));
+        h.last_offset_delta = -3;
+        assert!(producer_fields(&h).unwrap_err().contains("last offset delta"), "a negative delta");
+        h.last_offset_delta = 5;
+        assert!(producer_fields(&h).is_err(), "more sequences than records");
+        (h.last_offset_delta, h.base_sequence) = (2, -4);
+        assert!(producer_fields(&h).is_err(), "a negative sequence");
+        (h.producer_id, h.base_sequence) = (-1, 5);
+        assert!(producer_fields(&h).is_err(), "a sequence without a producer");
     }
 
     #[test]

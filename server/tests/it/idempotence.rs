@@ -133,7 +133,8 @@ async fn the_producer_state_survives_kill_9_and_a_clean_restart_in_the_middle_of
         send_run(&client, &topic, pid, 0, 40).await;
         producers.push((topic, pid));
     }
-    // kill -9 long before the first snapshot (30 s): the state comes back from the log alone.
+    // kill -9 long before the first periodic snapshot (30 s): the state comes back from the snapshot taken
+    // when each partition first needed it (empty) plus the whole log after it.
     janusd.kill9();
     let janusd = Janusd::spawn(dir.path());
     let client = Client::connect(&janusd.url()).await.unwrap();
@@ -241,4 +242,56 @@ async fn a_produce_whose_response_is_lost_is_retried_and_stored_once() {
         assert_eq!(values, vec![Bytes::from("one"), Bytes::from("two")]);
     }
     broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_restart_takes_the_state_from_its_snapshot() {
+    use janus_core::{PartitionBatches, ProduceBatchesRequest};
+
+    // Batches stamped two years ago: a replay without a snapshot starts at the first message younger than
+    // producer.id.expiration.ms (7 days) and so never sees them; only the snapshot can carry their state.
+    let old = |tag: &str, seq: i32, pid: i64| {
+        let records: Vec<NewRecord> = (0..2)
+            .map(|i| NewRecord {
+                key: None,
+                value: Some(Bytes::from(format!("{tag}-{i}"))),
+                headers: vec![],
+                timestamp_ms: 1_700_000_000_000,
+            })
+            .collect();
+        RecordBatch::build(&records, Compression::None).unwrap().with_producer(pid, 0, seq).into_bytes()
+    };
+    for engine in [janus_api::EngineKind::Segment, janus_api::EngineKind::Commitlog] {
+        let dir = tempfile::tempdir().unwrap();
+        let produce = |core: janus_core::Core, bytes: Bytes| async move {
+            let admission = core.admit(None, bytes.len()).await.unwrap();
+            let req = ProduceBatchesRequest {
+                topic: "snap".into(),
+                batches: vec![PartitionBatches { partition: 0, bytes }],
+                wait_durable: false,
+            };
+            core.produce_batches(admission, req).await.map(|a| (a[0].base_offset, a[0].last_offset))
+        };
+        let pid = {
+            let (core, stop) = crate::common::open_core(dir.path(), Default::default(), Default::default());
+            core.blocking(move |r| r.create_topic("snap", Some(engine), 1, Default::default()).map(|_| ()))
+                .await
+                .unwrap();
+            let pid = core.init_producer_id(None).await.unwrap().producer_id;
+            assert_eq!(produce(core.clone(), old("a", 0, pid)).await.unwrap(), (0, 1));
+            assert_eq!(produce(core.clone(), old("b", 2, pid)).await.unwrap(), (2, 3));
+            assert_eq!(core.snapshot_producers().await.unwrap(), 1, "{engine:?}: the changed partition");
+            assert_eq!(core.snapshot_producers().await.unwrap(), 0, "{engine:?}: nothing changed since");
+            stop.send(true).unwrap();
+            core.registry().shutdown().unwrap();
+            pid
+        };
+        let (core, stop) = crate::common::open_core(dir.path(), Default::default(), Default::default());
+        assert_eq!(produce(core.clone(), old("b", 2, pid)).await.unwrap(), (2, 3), "{engine:?}: a duplicate");
+        let gap = produce(core.clone(), old("c", 9, pid)).await.unwrap_err();
+        assert_eq!(gap.code(), janus_core::ErrorCode::OutOfOrderSequenceNumber, "{engine:?}");
+        assert_eq!(produce(core.clone(), old("c", 4, pid)).await.unwrap(), (4, 5), "{engine:?}");
+        stop.send(true).unwrap();
+        core.registry().shutdown().unwrap();
+    }
 }

@@ -105,6 +105,13 @@ async fn rolled_back_never_visible_committed_once_and_deciding_twice_refused() {
         }
         let e = client.end_transaction("0000000000000000000000000000beef", "pg", TransactionDecision::Commit).await;
         assert_eq!(e.unwrap_err().broker_code(), Some(codes::UNKNOWN_TRANSACTION));
+        // An immunity beyond any clock is cut to 7 days, not an overflow.
+        let far = HalfMessages { check_immunity: Some(Duration::MAX), ..half(&topic, &["far"]) };
+        let far = client.prepare_transaction("pg", far).await.unwrap();
+        let listed = client.list_transactions(Some("pg")).await.unwrap();
+        let entry = listed.iter().find(|t| t.transaction_id == far.transaction_id).unwrap();
+        assert!(entry.next_check_ms > entry.prepared_ms + 6 * 86_400_000, "{entry:?}");
+        client.end_transaction(&far.transaction_id, "pg", TransactionDecision::Rollback).await.unwrap();
         let other = client.prepare_transaction("pg", half(&topic, &["o"])).await.unwrap();
         let e = client.end_transaction(&other.transaction_id, "not-pg", TransactionDecision::Commit).await.unwrap_err();
         assert!(e.to_string().contains("belongs to producer group 'pg'"), "{e}");
@@ -322,7 +329,11 @@ async fn a_commit_interrupted_between_its_record_and_its_appends_ends_with_each_
                 })
                 .await
                 .unwrap();
-            let (partition, first) = stored[0].clone();
+            let (partition, mut first) = stored[0].clone();
+            // As the interrupted commit appended it.
+            first
+                .headers
+                .push(janus_api::Header::new("JANUS_TRANSACTION_ID", prepared.transaction_id.clone().into_bytes()));
             let admission = core.admit(None, 1024).await.unwrap();
             let req = janus_core::ProduceRequest {
                 topic: name.into(),

@@ -7,11 +7,12 @@
 //! Half messages and each transaction's state live in RocksDB ([`crate::meta::transactions`]); pending
 //! transactions are also in memory (about 200 bytes each, at most `max_pending_transactions`). A decision
 //! is taken once: whoever removes a transaction from the pending table (an EndTransaction, an answer to a
-//! check, or the discard after the last check) decides it. Committing first records, durably, each
-//! partition's log end, then appends; after a crash between the two, the partitions are searched from
-//! there for the transaction's message ids and only what is missing is appended: exactly one outcome.
+//! check, or the discard after the last check) decides it. Committing first records each partition's log
+//! end (synced when the topic's flush policy is `sync`, like the appends), then appends; after a crash
+//! between the two, the partitions are searched from there for the transaction's message ids and only
+//! what is missing is appended: exactly one outcome.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use janus_api::{EngineKind, Header, NewRecord, TopicPartition, headers, now_ms, sync};
@@ -26,6 +27,10 @@ use crate::groups::validate_group_name;
 use crate::limits::InflightPermit;
 use crate::meta::transactions::{TxnRecord, TxnState};
 use crate::produce::{PartitionAppend, ProduceRequest, build_batches, ensure_message_id, route};
+use crate::topics::Topic;
+
+/// The longest a transaction may wait before its first check (longer asks are cut to it): 7 days.
+pub const MAX_CHECK_IMMUNITY_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Where half messages go after their last check (RocketMQ's name).
 pub const TRANS_CHECK_MAX_TIME_TOPIC: &str = "TRANS_CHECK_MAX_TIME_TOPIC";
@@ -181,13 +186,15 @@ impl Core {
             producer_group: req.producer_group,
             topic: topic.name.clone(),
             created_ms: now,
-            next_check_ms: now + immunity_ms.unwrap_or(self.messaging.config.transaction_timeout_ms),
+            next_check_ms: now.saturating_add(
+                immunity_ms.unwrap_or(self.messaging.config.transaction_timeout_ms).min(MAX_CHECK_IMMUNITY_MS),
+            ),
             checks: 0,
             messages: messages.len() as u32,
             state: TxnState::Pending,
             decided_ms: 0,
         };
-        let sync = req.wait_durable || topic.config().flush_policy == janus_api::FlushPolicy::Sync;
+        let sync = req.wait_durable || synced(&topic);
         let stored = record.clone();
         let name = topic.name.clone();
         self.blocking(move |r| Ok(r.meta().put_transaction(&stored, &name, &messages, sync)?)).await?;
@@ -220,11 +227,29 @@ impl Core {
             }
             Claim::Absent => return Err(self.not_pending(transaction_id).await),
         };
+        // Claimed: the decision runs to its end on its own task even if the caller goes away (a client
+        // that times out), so a claimed transaction is never left half decided.
+        let core = self.clone();
+        let decide = tokio::spawn(async move { core.decide(record, decision).await });
+        decide.await.map_err(|e| BrokerError::new(ErrorCode::Internal, format!("deciding a transaction: {e}")))?
+    }
+
+    /// Applies `decision` to a claimed transaction.
+    async fn decide(&self, record: TxnRecord, decision: Decision) -> Result<Decided, BrokerError> {
         match decision {
-            Decision::Unknown => Ok(Decided::Unchanged),
+            Decision::Unknown => {
+                self.messaging.transactions.insert(record);
+                Ok(Decided::Unchanged)
+            }
             Decision::Rollback => {
+                let sync = self.topic(&record.topic).is_ok_and(|t| synced(&t));
+                let original = record.clone();
                 let decided = TxnRecord { state: TxnState::RolledBack, decided_ms: now_ms(), ..record };
-                self.blocking(move |r| Ok(r.meta().update_transaction(&decided, true)?)).await?;
+                if let Err(e) = self.blocking(move |r| Ok(r.meta().update_transaction(&decided, sync)?)).await {
+                    // Nothing changed in the store: pending again.
+                    self.messaging.transactions.insert(original);
+                    return Err(e);
+                }
                 m::transaction_rolled_back();
                 Ok(Decided::RolledBack)
             }
@@ -274,6 +299,33 @@ impl Core {
         record: TxnRecord,
         commit: bool,
     ) -> Result<Vec<PartitionAppend>, BrokerError> {
+        let original = record.clone();
+        let completing = self.start_completing(record, commit).await;
+        let (completing, messages) = match completing {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing changed in the store: the transaction is pending again, to be decided later.
+                if e.code() != ErrorCode::UnknownTopic {
+                    self.messaging.transactions.insert(original);
+                }
+                return Err(e);
+            }
+        };
+        let result = self.finish_completing(completing.clone(), messages, HashMap::new()).await;
+        if result.is_err() {
+            // Recorded as completing: the check task finishes it (searching for what was appended).
+            self.messaging.transactions.stall(completing);
+        }
+        result
+    }
+
+    /// Records that a claimed transaction is being completed (its target's log ends); returns the record
+    /// and the messages.
+    async fn start_completing(
+        &self,
+        record: TxnRecord,
+        commit: bool,
+    ) -> Result<(TxnRecord, Vec<(u32, NewRecord)>), BrokerError> {
         let target = if commit {
             match self.topic(&record.topic) {
                 Ok(t) => t,
@@ -288,34 +340,34 @@ impl Core {
             let engine = self.topic(&record.topic).map_or(EngineKind::Segment, |t| t.engine);
             self.internal_topic(TRANS_CHECK_MAX_TIME_TOPIC, engine).await?
         };
-        let id = record.id.clone();
-        let (messages, from) = {
-            let t = Arc::clone(&target);
-            self.blocking(move |r| {
-                let messages = r.meta().transaction_messages(&id)?;
-                let engine = r.engine(t.engine);
-                let mut from = Vec::new();
-                for p in target_partitions(&messages, commit) {
-                    from.push((p, engine.offsets(&TopicPartition::new(t.name.clone(), p))?.log_end));
-                }
-                Ok((messages, from))
-            })
-            .await?
-        };
-        let completing =
-            TxnRecord { state: TxnState::Completing { target: target.name.clone(), from, commit }, ..record };
-        let stored = completing.clone();
-        self.blocking(move |r| Ok(r.meta().update_transaction(&stored, true)?)).await?;
-        self.finish_completing(completing, messages, HashSet::new()).await
+        // Synced only where the appends will be (flush policy `sync`): a kill -9 loses neither the unsynced
+        // record nor the appends (both are in the page cache), a power loss may lose both.
+        let sync = synced(&target);
+        let t = Arc::clone(&target);
+        // One trip to the blocking pool: read the messages and the log ends, record them.
+        self.blocking(move |r| {
+            let messages = r.meta().transaction_messages(&record.id)?;
+            let engine = r.engine(t.engine);
+            let mut from = Vec::new();
+            for p in target_partitions(&messages, commit) {
+                from.push((p, engine.offsets(&TopicPartition::new(t.name.clone(), p))?.log_end));
+            }
+            let completing =
+                TxnRecord { state: TxnState::Completing { target: t.name.clone(), from, commit }, ..record };
+            r.meta().update_transaction(&completing, sync)?;
+            Ok((completing, messages))
+        })
+        .await
     }
 
-    /// Appends what is not `already` appended of a completing transaction's messages, then records the
+    /// Appends a completing transaction's messages but the first `already[p]` of each partition `p` (those
+    /// a crash interrupted after appending; appends of one partition go in order), then records the
     /// decision.
     pub(crate) async fn finish_completing(
         &self,
         record: TxnRecord,
         messages: Vec<(u32, NewRecord)>,
-        already: HashSet<String>,
+        already: HashMap<u32, usize>,
     ) -> Result<Vec<PartitionAppend>, BrokerError> {
         let TxnState::Completing { target, commit, .. } = &record.state else {
             return Err(BrokerError::new(ErrorCode::Internal, "transaction is not completing"));
@@ -324,10 +376,6 @@ impl Core {
         let max = target.config().max_message_bytes as usize;
         let mut by_partition: BTreeMap<u32, Vec<NewRecord>> = BTreeMap::new();
         for (partition, mut m) in messages {
-            let id = header_value(&m.headers, headers::UNIQ_KEY).unwrap_or_default().to_string();
-            if already.contains(&id) {
-                continue;
-            }
             m.headers.push(Header::new(headers::TRANSACTION_ID, record.id.clone().into_bytes()));
             let to = if commit {
                 partition
@@ -340,6 +388,11 @@ impl Core {
             m.timestamp_ms = now_ms();
             by_partition.entry(to).or_default().push(m);
         }
+        for (partition, records) in &mut by_partition {
+            let skip = already.get(partition).copied().unwrap_or(0).min(records.len());
+            records.drain(..skip);
+        }
+        by_partition.retain(|_, records| !records.is_empty());
         let mut batches = Vec::new();
         for (partition, records) in by_partition {
             batches.extend(build_batches(&target.name, &records, max)?.into_iter().map(|b| (partition, b)));
@@ -347,6 +400,7 @@ impl Core {
         let appends = if batches.is_empty() {
             Vec::new()
         } else {
+            self.disk.check(target.engine)?;
             let durable = target.config().flush_policy == janus_api::FlushPolicy::Sync;
             self.append_and_wait(Arc::clone(&target), batches, durable).await?
         };
@@ -362,7 +416,8 @@ impl Core {
     }
 
     /// Ends a transaction the broker found completing at startup (it crashed between recording the log
-    /// ends and recording the decision): the message ids already in the target partitions are not appended
+    /// ends and recording the decision): the messages of the transaction already in the target partitions
+    /// (found by their `JANUS_TRANSACTION_ID`, from the recorded log ends) are not appended
     /// again.
     pub(crate) async fn resume_completing(&self, record: TxnRecord) -> Result<(), BrokerError> {
         let TxnState::Completing { target, from, .. } = record.state.clone() else { return Ok(()) };
@@ -375,30 +430,29 @@ impl Core {
         let (messages, already) = self
             .blocking(move |r| {
                 let messages = r.meta().transaction_messages(&id)?;
-                let ids: HashSet<String> = messages
-                    .iter()
-                    .filter_map(|(_, m)| header_value(&m.headers, headers::UNIQ_KEY).map(str::to_string))
-                    .collect();
                 let engine = r.engine(topic.engine);
-                let mut found: Vec<FoundMessage> = Vec::new();
+                let mut already: HashMap<u32, usize> = HashMap::new();
                 for (partition, start) in from {
                     let tp = TopicPartition::new(topic.name.clone(), partition);
-                    let wanted = |rec: &janus_api::Record| {
-                        header_value(&rec.headers, headers::UNIQ_KEY).is_some_and(|u| ids.contains(u))
+                    let ours = |rec: &janus_api::Record| {
+                        header_value(&rec.headers, headers::TRANSACTION_ID) == Some(id.as_str())
                     };
-                    scan(engine, &tp, start, &wanted, ids.len(), &mut found)?;
+                    let mut found: Vec<FoundMessage> = Vec::new();
+                    scan(engine, &tp, start, &ours, messages.len(), &mut found)?;
+                    already.insert(partition, found.len());
                 }
-                let already: HashSet<String> = found
-                    .iter()
-                    .filter_map(|f| header_value(&f.record.headers, headers::UNIQ_KEY).map(str::to_string))
-                    .collect();
                 Ok((messages, already))
             })
             .await?;
-        tracing::info!(transaction = %record.id, appended_before = already.len(), total = messages.len(),
+        tracing::info!(transaction = %record.id, appended_before = already.values().sum::<usize>(), total = messages.len(),
             "finishing a transaction interrupted by a restart");
         self.finish_completing(record, messages, already).await.map(|_| ())
     }
+}
+
+/// Whether `topic`'s writes wait for the disk (flush policy `sync`), and so its transactions' records too.
+fn synced(topic: &Topic) -> bool {
+    topic.config().flush_policy == janus_api::FlushPolicy::Sync
 }
 
 /// The partitions a completing transaction appends to.
@@ -432,6 +486,8 @@ pub struct Transactions {
     /// claims one, so a check count is never stored over a decision.
     pub(crate) round: tokio::sync::Mutex<()>,
     pub(crate) checkers: super::txn_checks::Checkers,
+    /// Transactions recorded as completing whose appends failed (a full disk): finished by the check task.
+    stalled: std::sync::Mutex<Vec<TxnRecord>>,
 }
 
 impl Transactions {
@@ -444,6 +500,14 @@ impl Transactions {
         let mut pending = sync::lock(&self.pending);
         pending.insert(record.id.clone(), record);
         m::set_transactions_pending(pending.len());
+    }
+
+    pub(crate) fn stall(&self, record: TxnRecord) {
+        sync::lock(&self.stalled).push(record);
+    }
+
+    pub(crate) fn take_stalled(&self) -> Vec<TxnRecord> {
+        std::mem::take(&mut *sync::lock(&self.stalled))
     }
 
     pub(crate) fn claim(&self, id: &str, group: Option<&str>, take: bool) -> Claim {

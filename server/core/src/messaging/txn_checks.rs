@@ -21,8 +21,11 @@ use crate::error::BrokerError;
 use crate::groups::validate_group_name;
 use crate::meta::transactions::TxnState;
 
-/// Checks queued per producer stream before it counts as too slow to ask.
-const CHECK_QUEUE: usize = 1024;
+/// Checks queued per producer stream; a stream whose queue is full is passed over (the check counts as
+/// not sent), so a producer that stops reading holds at most this many.
+const CHECK_QUEUE: usize = 64;
+/// Live check streams per producer group.
+pub const MAX_CHECKERS_PER_GROUP: usize = 64;
 /// Transactions checked per pass.
 const CHECKS_PER_PASS: usize = 10_000;
 /// The longest the check task sleeps.
@@ -106,7 +109,20 @@ impl Core {
         let txns = &self.messaging.transactions;
         let (tx, rx) = mpsc::channel(CHECK_QUEUE);
         let id = txns.checkers.next_id.fetch_add(1, Ordering::Relaxed);
-        sync::lock(&txns.checkers.groups).entry(producer_group.to_string()).or_default().push((id, tx));
+        {
+            let mut groups = sync::lock(&txns.checkers.groups);
+            let streams = groups.entry(producer_group.to_string()).or_default();
+            streams.retain(|(_, tx)| !tx.is_closed());
+            if streams.len() >= MAX_CHECKERS_PER_GROUP {
+                return Err(BrokerError::new(
+                    crate::error::ErrorCode::LimitExceeded,
+                    format!(
+                        "producer group '{producer_group}' has {MAX_CHECKERS_PER_GROUP} check streams open already"
+                    ),
+                ));
+            }
+            streams.push((id, tx));
+        }
         Ok((CheckerRegistration { transactions: Arc::clone(txns), group: producer_group.to_string(), id }, rx))
     }
 
@@ -153,8 +169,10 @@ impl Core {
                 }
                 _ => {
                     let id = record.id.clone();
-                    if let Err(e) = self.resume_completing(record).await {
-                        tracing::error!(transaction = %id, error = %e, "could not finish an interrupted transaction");
+                    if let Err(e) = self.resume_completing(record.clone()).await {
+                        tracing::warn!(transaction = %id, error = %e,
+                            "could not finish an interrupted transaction yet; trying again");
+                        self.messaging.transactions.stall(record);
                     }
                     resumed += 1;
                 }
@@ -186,11 +204,18 @@ impl Core {
             }
             (checks, discards)
         };
+        for record in txns.take_stalled() {
+            let id = record.id.clone();
+            if let Err(e) = self.resume_completing(record.clone()).await {
+                tracing::warn!(transaction = %id, error = %e, "could not finish a transaction; trying again");
+                txns.stall(record);
+            }
+        }
         for record in discards {
             let id = record.id.clone();
             tracing::info!(transaction = %id, checks = record.checks, "undecided after its last check: discarded");
             if let Err(e) = self.complete_transaction(record, false).await {
-                tracing::warn!(transaction = %id, error = %e, "could not discard a transaction; retried at restart");
+                tracing::warn!(transaction = %id, error = %e, "could not discard a transaction; trying again");
             }
         }
         for record in checks {

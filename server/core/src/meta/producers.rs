@@ -108,6 +108,12 @@ impl MetaStore {
         self.db.put_cf(cf, snapshot_key(topic, partition), snapshot).map_err(|e| self.err(e))
     }
 
+    /// Removes a partition's producer-state snapshot.
+    pub fn delete_producer_snapshot(&self, topic: &str, partition: u32) -> Result<(), MetaError> {
+        let cf = self.cf(CF_PRODUCER_SNAPSHOTS)?;
+        self.db.delete_cf(cf, snapshot_key(topic, partition)).map_err(|e| self.err(e))
+    }
+
     /// A partition's latest producer-state snapshot, if one was stored.
     pub fn producer_snapshot(&self, topic: &str, partition: u32) -> Result<Option<Vec<u8>>, MetaError> {
         let cf = self.cf(CF_PRODUCER_SNAPSHOTS)?;

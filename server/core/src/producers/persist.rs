@@ -74,6 +74,11 @@ fn snapshot_topic(r: &crate::topics::Registry, topic: &Arc<Topic>, expiration_ms
             }
             return Err(e.into());
         }
+        if topic.is_deleted() {
+            // Deleted while this was written: its removal may have come first, so remove it again.
+            r.meta().delete_producer_snapshot(&topic.name, partition)?;
+            return Ok(written);
+        }
         written += 1;
     }
     Ok(written)

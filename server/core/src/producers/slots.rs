@@ -53,11 +53,13 @@ impl TopicProducers {
 }
 
 /// Builds the state of `tp` at its log end: the stored snapshot, then the log replayed from the
-/// snapshot's end. Producers idle longer than `expiration_ms` are dropped.
+/// snapshot's end (batches are at most `max_batch_bytes`, the topic's `max.message.bytes`). Producers idle
+/// longer than `expiration_ms` are dropped. Stores the result as the partition's snapshot.
 pub fn load(
     engine: &dyn Engine,
     meta: &MetaStore,
     tp: &TopicPartition,
+    max_batch_bytes: usize,
     expiration_ms: i64,
     now_ms: i64,
 ) -> Result<PartitionProducers, BrokerError> {
@@ -80,26 +82,32 @@ pub fn load(
             (PartitionProducers::default(), engine.offset_for_timestamp(tp, cutoff)?.unwrap_or(offsets.log_end))
         }
     };
-    let replayed = replay(engine, tp, from.max(offsets.log_start), offsets.log_end, &mut state, now_ms)?;
+    // Steps of at least two of the largest batches, so a cut-short step always holds a whole one.
+    let read_bytes = REPLAY_READ_BYTES.max(max_batch_bytes.saturating_mul(2));
+    let replayed = replay(engine, tp, (from.max(offsets.log_start), offsets.log_end), read_bytes, &mut state, now_ms)?;
     state.expire(now_ms.saturating_sub(expiration_ms));
+    // A snapshot at once: a crash before the first periodic one then replays from here, not from a point
+    // found by the (client-set) timestamps.
+    meta.put_producer_snapshot(&tp.topic, tp.partition, &snapshot::encode(offsets.log_end, &state))?;
     tracing::debug!(topic = %tp.topic, partition = tp.partition, from, batches = replayed, producers = state.len(),
         "producer state loaded");
     Ok(state)
 }
 
-/// Applies every batch with a producer id in `from..end` to `state`; returns how many it applied.
+/// Applies every batch with a producer id in `from..end` to `state`, reading `read_bytes` per step;
+/// returns how many it applied.
 fn replay(
     engine: &dyn Engine,
     tp: &TopicPartition,
-    from: i64,
-    end: i64,
+    (from, end): (i64, i64),
+    read_bytes: usize,
     state: &mut PartitionProducers,
     now_ms: i64,
 ) -> Result<usize, BrokerError> {
     let mut offset = from;
     let mut applied = 0;
     while offset < end {
-        let slice = match engine.read(tp, offset, REPLAY_READ_BYTES) {
+        let slice = match engine.read(tp, offset, read_bytes) {
             Ok(s) => s,
             // Retention removed the rest of what was asked: nothing below the log start matters.
             Err(StorageError::OffsetOutOfRange { start, .. }) if start > offset => {

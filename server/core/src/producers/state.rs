@@ -22,11 +22,8 @@ pub const BATCHES_KEPT: usize = 5;
 /// The last sequence of a batch that starts at `first` and holds `last_offset_delta + 1` records,
 /// wrapping after `i32::MAX` to 0 as Kafka's `DefaultRecordBatch.incrementSequence` does.
 pub fn last_sequence(first: i32, last_offset_delta: i32) -> i32 {
-    if first > i32::MAX - last_offset_delta {
-        last_offset_delta - (i32::MAX - first) - 1
-    } else {
-        first + last_offset_delta
-    }
+    let last = i64::from(first) + i64::from(last_offset_delta.max(0));
+    (last % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// Whether `next` directly follows `last`.
