@@ -29,7 +29,9 @@ pub fn run(
 ) -> Result<BTreeMap<String, f64>> {
     match (kind, access) {
         (Kind::Produce, Access::Inproc) => inproc::produce(engine, dir, workload),
-        (Kind::Produce, Access::Grpc) if workload.produce_mode.is_some() => produce_modes::produce(engine, dir, workload),
+        (Kind::Produce, Access::Grpc) if workload.produce_mode.is_some() => {
+            produce_modes::produce(engine, dir, workload)
+        }
         (Kind::Produce, Access::Grpc) => grpc::produce(engine, dir, workload),
         (Kind::Consume | Kind::Fanout, Access::Inproc) => inproc::consume(engine, dir, workload),
         (Kind::Latency, Access::Grpc) => grpc::latency(engine, dir, workload),

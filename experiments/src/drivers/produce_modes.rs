@@ -168,7 +168,8 @@ pub fn produce(engine_name: &str, dir: &Path, workload: &Workload) -> Result<BTr
         }
         rig.broker.shutdown().await.context("stopping janusd")?;
         let mut m = measure::throughput(count, payload, took);
-        m.extend(measure::latency_metrics(&hist.lock().map_err(|_| anyhow!("latency lock poisoned"))?));
+        let latency = hist.lock().map_err(|_| anyhow!("latency lock poisoned"))?.clone();
+        m.extend(measure::latency_metrics(&latency));
         Ok(m)
     })
 }
