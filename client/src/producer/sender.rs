@@ -134,14 +134,20 @@ pub(crate) async fn run_unary(ctx: SenderContext, mut rx: mpsc::UnboundedReceive
                         let _ = handle.await;
                     }
                 }
-                started = true;
                 let topic = batch.topic.clone();
                 let partition = batch.partition;
                 // Stamped here, in the partition's send order.
                 let stamp = session.as_ref().ok().and_then(|s| s.as_deref());
                 let (request, pending) = batch.into_request(ctx.shape, stamp);
                 let send = Unary { topic, partition, request, pending };
-                in_flight.push_back(tokio::spawn(send_unary(ctx.clone(), send, session)));
+                let handle = tokio::spawn(send_unary(ctx.clone(), send, session));
+                if started {
+                    in_flight.push_back(handle);
+                } else {
+                    // The session's first batch: answered before the next one goes.
+                    let _ = handle.await;
+                    started = true;
+                }
             }
             Command::Flush(done) => {
                 for handle in in_flight.drain(..) {

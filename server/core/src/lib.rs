@@ -94,6 +94,9 @@ impl Core {
         let coordinator = Arc::new(Coordinator::open(Arc::clone(&registry), groups)?);
         let pending_timers = registry.meta().count_timers()?;
         let messaging = Arc::new(Messaging::new(messaging, pending_timers));
+        // Stored transactions are back before any request is served: pending ones in the table, ones a crash
+        // interrupted while completing queued for the check task to finish.
+        messaging.transactions.load(registry.meta().open_transactions()?);
         Ok(Core {
             registry,
             limiter,

@@ -72,6 +72,9 @@ async fn write_until_killed(client: Client, topic: &'static str, cycle: u32, ack
         batch_bytes: 4 * 1024,
         linger: Duration::from_millis(1),
         max_in_flight: 2,
+        // The idempotent producer retries a batch the broker may not have answered; this broker is gone
+        // for good (the next cycle starts a new one), so give up soon.
+        delivery_timeout: Duration::from_secs(2),
         ..ProducerConfig::default()
     };
     let producer = client.producer(config);

@@ -502,6 +502,24 @@ impl Transactions {
         m::set_transactions_pending(pending.len());
     }
 
+    /// Puts back what the store holds at startup: pending transactions into the table, completing ones
+    /// (a crash came between their record and their decision) to be finished by the check task.
+    pub fn load(&self, open: Vec<TxnRecord>) {
+        let (mut pending, mut completing) = (0, 0);
+        for record in open {
+            if record.state == TxnState::Pending {
+                self.insert(record);
+                pending += 1;
+            } else {
+                self.stall(record);
+                completing += 1;
+            }
+        }
+        if pending + completing > 0 {
+            tracing::info!(pending, completing, "transactions loaded");
+        }
+    }
+
     pub(crate) fn stall(&self, record: TxnRecord) {
         sync::lock(&self.stalled).push(record);
     }

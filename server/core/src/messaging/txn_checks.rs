@@ -19,7 +19,6 @@ use super::transactions::Transactions;
 use crate::Core;
 use crate::error::BrokerError;
 use crate::groups::validate_group_name;
-use crate::meta::transactions::TxnState;
 
 /// Checks queued per producer stream; a stream whose queue is full is passed over (the check counts as
 /// not sent), so a producer that stops reading holds at most this many.
@@ -126,14 +125,10 @@ impl Core {
         Ok((CheckerRegistration { transactions: Arc::clone(txns), group: producer_group.to_string(), id }, rx))
     }
 
-    /// Loads the stored transactions (pending ones back into the table, interrupted commits finished),
-    /// then checks undecided ones until the broker shuts down (the runtime spawns this once).
+    /// Checks undecided transactions, and finishes those a crash interrupted while completing, until the
+    /// broker shuts down (the runtime spawns this once; the core loaded the stored transactions at start).
     pub async fn run_transaction_checks(&self) {
         let mut shutdown = self.shutdown_signal();
-        if let Err(e) = self.recover_transactions().await {
-            tracing::error!(error = %e, "could not load stored transactions; they are not checked until a restart");
-            return;
-        }
         let mut next_purge = now_ms();
         loop {
             if let Err(e) = self.check_round().await {
@@ -156,32 +151,6 @@ impl Core {
                 _ = shutdown.wait_for(|s| *s) => return,
             }
         }
-    }
-
-    async fn recover_transactions(&self) -> Result<(), BrokerError> {
-        let open = self.blocking(|r| Ok(r.meta().open_transactions()?)).await?;
-        let (mut pending, mut resumed) = (0, 0);
-        for record in open {
-            match record.state {
-                TxnState::Pending => {
-                    self.messaging.transactions.insert(record);
-                    pending += 1;
-                }
-                _ => {
-                    let id = record.id.clone();
-                    if let Err(e) = self.resume_completing(record.clone()).await {
-                        tracing::warn!(transaction = %id, error = %e,
-                            "could not finish an interrupted transaction yet; trying again");
-                        self.messaging.transactions.stall(record);
-                    }
-                    resumed += 1;
-                }
-            }
-        }
-        if pending + resumed > 0 {
-            tracing::info!(pending, resumed, "transactions loaded");
-        }
-        Ok(())
     }
 
     /// One pass: sends due checks and discards transactions past their last check.
