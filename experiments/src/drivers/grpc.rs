@@ -40,6 +40,7 @@ pub(crate) fn broker_config(dir: &Path, workload: &Workload) -> Result<BrokerCon
         metrics_addr: "127.0.0.1:0".parse()?,
         ..BrokerConfig::default()
     };
+    config.kafka.listen = "127.0.0.1:0".parse()?;
     let mut commitlog = vec![("index_slots", (1u64 << 16).to_string()), ("index_entries", (1u64 << 20).to_string())];
     if let Some(staged) = workload.staged_writes {
         commitlog.push(("staged_writes", staged.to_string()));

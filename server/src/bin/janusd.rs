@@ -2,7 +2,8 @@
 //!
 //! Runs on embedded defaults with no arguments; see `janusd --help` and the `janus_server::config` docs
 //! for the TOML file and the `JANUS_*` environment variables. Once it serves, it prints one line to
-//! stdout, `janusd listening grpc=<addr> metrics=<addr>` (the same text is logged to stderr). SIGINT or
+//! stdout, `janusd listening grpc=<addr> metrics=<addr> kafka=<addr>` (`kafka=` only when the Kafka face
+//! runs; the same text is logged to stderr). SIGINT or
 //! SIGTERM shut it down gracefully; the exit status is 0 after a clean shutdown.
 
 use std::net::SocketAddr;
@@ -57,7 +58,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "janusd listening grpc={} metrics={}", broker.grpc_addr(), broker.metrics_addr())?;
+        let kafka = broker.kafka_addr().map(|a| format!(" kafka={a}")).unwrap_or_default();
+        writeln!(out, "janusd listening grpc={} metrics={}{kafka}", broker.grpc_addr(), broker.metrics_addr())?;
         out.flush()?;
     }
     let signal = wait_for_signal().await?;

@@ -46,8 +46,10 @@ use janus_api::topic::MAX_PARTITIONS;
 use janus_api::{EngineKind, TopicConfig};
 use janus_core::groups::GroupConfig;
 
+mod kafka;
 mod messaging;
 use janus_core::topics::{DEFAULT_MAX_PARTITIONS, EngineOptions, TopicDefaults};
+pub use kafka::KafkaSection;
 pub use messaging::MessagingSection;
 use serde::Deserialize;
 
@@ -287,6 +289,8 @@ pub struct BrokerConfig {
     pub groups: GroupsSection,
     /// RocketMQ delivery: timers, receive/ack, retries.
     pub messaging: MessagingSection,
+    /// The Kafka wire-protocol listener.
+    pub kafka: KafkaSection,
     /// How often retention (and compaction) runs, in milliseconds.
     pub retention_check_interval_ms: u64,
     /// How often disk use and consumer lag are measured, in milliseconds.
@@ -318,6 +322,7 @@ impl Default for BrokerConfig {
             storage: StorageSection::default(),
             groups: GroupsSection::default(),
             messaging: MessagingSection::default(),
+            kafka: KafkaSection::default(),
             retention_check_interval_ms: 5 * 60 * 1000,
             metrics_interval_ms: 10_000,
             shutdown_timeout_ms: 3_000,
@@ -405,6 +410,7 @@ impl BrokerConfig {
         self.limits.validate()?;
         self.groups.validate()?;
         self.messaging.validate()?;
+        self.kafka.validate()?;
         check_range("retention_check_interval_ms", self.retention_check_interval_ms, 1, 86_400_000)?;
         check_range("metrics_interval_ms", self.metrics_interval_ms, 1, 86_400_000)?;
         check_range("shutdown_timeout_ms", self.shutdown_timeout_ms, 0, 3_600_000)?;

@@ -1,4 +1,5 @@
 //! The faces: each decodes its protocol's requests, calls the core and encodes the answers; nothing else.
-//! Today only [`grpc`] (`janus.v1`); the Kafka wire protocol comes next.
+//! [`grpc`] (`janus.v1`) and [`kafka`] (Kafka's wire protocol).
 
 pub mod grpc;
+pub mod kafka;

@@ -23,6 +23,7 @@ use super::tasks::{Tasks, tick};
 use crate::config::BrokerConfig;
 use crate::error::ServerError;
 use crate::faces::grpc::GrpcFace;
+use crate::faces::kafka::KafkaFace;
 
 /// Subdirectory of the data dir holding RocksDB.
 pub const META_DIR: &str = "meta";
@@ -88,7 +89,13 @@ impl Broker {
         let compression = config.response_compression.then_some(config.response_compression_min_bytes);
         let grpc =
             Listener { face: Box::new(GrpcFace::new(config.limits.clone(), compression)), addr: config.grpc_addr };
-        Broker::start_with(config, vec![grpc]).await
+        let mut listeners = vec![grpc];
+        if config.kafka.enabled {
+            let advertised = Some(config.kafka.advertised.clone()).filter(|a| !a.is_empty());
+            let face = KafkaFace::new(advertised, config.limits.max_request_bytes);
+            listeners.push(Listener { face: Box::new(face), addr: config.kafka.listen });
+        }
+        Broker::start_with(config, listeners).await
     }
 
     /// Validates `config`, binds every listener and the metrics endpoint, opens RocksDB and the engines,
@@ -192,6 +199,11 @@ impl Broker {
     /// `0.0.0.0:0` for a broker started with [`Broker::start_with`] without a gRPC face.
     pub fn grpc_addr(&self) -> SocketAddr {
         self.listener_addr(GrpcFace::NAME).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The bound Kafka address, if the Kafka face runs.
+    pub fn kafka_addr(&self) -> Option<SocketAddr> {
+        self.listener_addr(KafkaFace::NAME)
     }
 
     /// The bound metrics address.

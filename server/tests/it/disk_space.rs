@@ -192,6 +192,7 @@ async fn a_fresh_broker_preallocates_nothing_and_starts_on_a_small_volume() {
         data_dir: data.clone(),
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        kafka: janus_server::config::KafkaSection { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() },
         ..janus_server::BrokerConfig::default()
     };
     let (broker, mut c) = start(cfg).await;

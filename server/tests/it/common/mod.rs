@@ -12,7 +12,7 @@ use janus_proto::v1::producer_client::ProducerClient;
 use janus_server::{Broker, BrokerConfig};
 use tonic::transport::Channel;
 
-/// A config for tests: loopback port 0 for both listeners, small engine files.
+/// A config for tests: loopback port 0 for every listener, small engine files.
 pub fn config(data_dir: &Path) -> BrokerConfig {
     let mut c = BrokerConfig {
         data_dir: data_dir.to_path_buf(),
@@ -21,6 +21,7 @@ pub fn config(data_dir: &Path) -> BrokerConfig {
         shutdown_timeout_ms: 10_000,
         ..BrokerConfig::default()
     };
+    c.kafka.listen = "127.0.0.1:0".parse().unwrap();
     c.commitlog.insert("file_bytes".into(), (1 << 20).to_string());
     c.commitlog.insert("consumequeue_file_entries".into(), (1024).to_string());
     c.commitlog.insert("index_slots".into(), (1024).to_string());

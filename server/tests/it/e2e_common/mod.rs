@@ -61,6 +61,7 @@ pub fn janusd_command(data_dir: &Path, sets: &[&str]) -> Command {
         cmd.env_remove(name);
     }
     cmd.arg("--data-dir").arg(data_dir).args(["--grpc-addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"]);
+    cmd.args(["--set", "kafka.listen=127.0.0.1:0"]);
     for set in sets {
         cmd.arg("--set").arg(set);
     }
@@ -76,6 +77,8 @@ pub struct Janusd {
     pub grpc: SocketAddr,
     /// Its metrics address.
     pub metrics: SocketAddr,
+    /// Its Kafka address, when the Kafka face runs.
+    pub kafka: Option<SocketAddr>,
     /// The lines it printed on stdout before its listening line.
     pub before_listening: Vec<String>,
 }
@@ -95,7 +98,7 @@ impl Janusd {
         let child = cmd.spawn().expect("janusd starts");
         // Owned by the guard at once, so it is killed and reaped whatever happens next.
         let unknown = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut janusd = Janusd { child, grpc: unknown, metrics: unknown, before_listening: Vec::new() };
+        let mut janusd = Janusd { child, grpc: unknown, metrics: unknown, kafka: None, before_listening: Vec::new() };
         let stdout = janusd.child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -107,10 +110,17 @@ impl Janusd {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx.recv_timeout(left).expect("janusd prints its listening line");
-            if let Some(rest) = line.strip_prefix("janusd listening grpc=") {
-                let (grpc, metrics) = rest.split_once(" metrics=").unwrap_or_else(|| panic!("unexpected line: {line}"));
-                janusd.grpc = grpc.parse().expect("a socket address");
-                janusd.metrics = metrics.parse().expect("a socket address");
+            if let Some(rest) = line.strip_prefix("janusd listening ") {
+                for pair in rest.split_whitespace() {
+                    let (name, addr) = pair.split_once('=').unwrap_or_else(|| panic!("unexpected line: {line}"));
+                    let addr: SocketAddr = addr.parse().expect("a socket address");
+                    match name {
+                        "grpc" => janusd.grpc = addr,
+                        "metrics" => janusd.metrics = addr,
+                        "kafka" => janusd.kafka = Some(addr),
+                        _ => {}
+                    }
+                }
                 return janusd;
             }
             janusd.before_listening.push(line);

@@ -1,0 +1,99 @@
+//! The APIs this face serves, with the versions it advertises in ApiVersions (only what works), and the
+//! dispatch of one request: header decoded, body decoded, the handler's answer encoded after its header.
+
+use bytes::{Bytes, BytesMut};
+use janus_core::Core;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use super::{KafkaContext, metadata};
+
+/// Kafka's UNSUPPORTED_VERSION error code.
+pub const UNSUPPORTED_VERSION: i16 = 35;
+
+/// Every API served and its version range, as ApiVersions advertises them.
+pub const SERVED: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)];
+
+/// What handling one frame gave.
+#[derive(Debug)]
+pub enum Handled {
+    /// The response frame (header and body, without the size).
+    Answer(Bytes),
+    /// The request cannot be answered: close the connection, saying why in the log.
+    Close(String),
+}
+
+fn served(api: ApiKey) -> Option<(i16, i16)> {
+    SERVED.iter().find(|(k, ..)| *k == api).map(|(_, min, max)| (*min, *max))
+}
+
+/// The ApiVersions answer: what [`SERVED`] lists.
+fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    let api_keys = SERVED
+        .iter()
+        .map(|(k, min, max)| {
+            ApiVersion::default().with_api_key(*k as i16).with_min_version(*min).with_max_version(*max)
+        })
+        .collect();
+    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+}
+
+/// Encodes `body` (of `api` at `version`) after a response header carrying `correlation_id`.
+fn encode<R: Encodable>(correlation_id: i32, api: ApiKey, version: i16, body: &R) -> Handled {
+    let mut out = BytesMut::new();
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    match header.encode(&mut out, api.response_header_version(version)).and_then(|()| body.encode(&mut out, version)) {
+        Ok(()) => Handled::Answer(out.freeze()),
+        Err(e) => Handled::Close(format!("could not encode the {api:?} v{version} response: {e}")),
+    }
+}
+
+/// Handles one request frame (without its size).
+pub async fn handle(core: &Core, ctx: &KafkaContext, frame: Bytes) -> Handled {
+    let (key, version) = (i16::from_be_bytes([frame[0], frame[1]]), i16::from_be_bytes([frame[2], frame[3]]));
+    let Ok(api) = ApiKey::try_from(key) else { return Handled::Close(format!("unknown API key {key}")) };
+    let Some((min, max)) = served(api) else { return Handled::Close(format!("{api:?} is not served")) };
+    if api == ApiKey::ApiVersions && version > max {
+        // As Kafka brokers do: a v0 answer with UNSUPPORTED_VERSION and the ranges, so the client retries
+        // with a version both sides know. The correlation id sits right after key and version in every
+        // header version.
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        return encode(correlation_id, api, 0, &api_versions(UNSUPPORTED_VERSION));
+    }
+    if version < min || version > max {
+        return Handled::Close(format!("{api:?} v{version} is not served (v{min} to v{max} are)"));
+    }
+    let mut buf = frame;
+    let header = match RequestHeader::decode(&mut buf, api.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Handled::Close(format!("malformed {api:?} v{version} request header: {e}")),
+    };
+    let id = header.correlation_id;
+    match api {
+        ApiKey::ApiVersions => match ApiVersionsRequest::decode(&mut buf, version) {
+            Ok(_) => encode(id, api, version, &api_versions(0)),
+            Err(e) => Handled::Close(format!("malformed ApiVersions v{version} request: {e}")),
+        },
+        ApiKey::Metadata => match MetadataRequest::decode(&mut buf, version) {
+            Ok(req) => encode(id, api, version, &metadata::answer(core, ctx, &req, version)),
+            Err(e) => Handled::Close(format!("malformed Metadata v{version} request: {e}")),
+        },
+        other => Handled::Close(format!("{other:?} is not served")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_within_what_the_codec_knows() {
+        for (api, min, max) in SERVED {
+            let known = api.valid_versions();
+            assert!(known.min <= *min && *max <= known.max, "{api:?} {min}-{max} vs {known:?}");
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The Kafka face: Kafka's wire protocol on its own listener, so unmodified Kafka clients reach the core.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`connection`] | one connection: size-prefixed frames in, answered in order |
+//! | [`apis`] | which APIs and versions this face serves (ApiVersions), and the dispatch |
+//! | [`metadata`] | Metadata: this broker, the topics and their partitions |
+//!
+//! Decoding and encoding use the `kafka-protocol` crate; every decision is the core's.
+
+pub mod apis;
+pub mod connection;
+pub mod metadata;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use janus_core::Core;
+use tokio::net::TcpListener;
+
+use crate::runtime::face::Face;
+
+/// What every connection of the face shares.
+#[derive(Clone, Debug)]
+pub struct KafkaContext {
+    /// The host and port Metadata gives clients for this broker (`kafka.advertised`, else the bound address).
+    pub advertised: (String, i32),
+    /// The largest request frame accepted; a larger one closes its connection.
+    pub max_frame_bytes: usize,
+}
+
+/// The Kafka face (see the module docs).
+#[derive(Debug)]
+pub struct KafkaFace {
+    advertised: Option<String>,
+    max_frame_bytes: usize,
+}
+
+impl KafkaFace {
+    /// The face's name in logs and in the listening line.
+    pub const NAME: &'static str = "Kafka";
+
+    /// A face that advertises `advertised` (`host:port`; `None`: the address it binds) and accepts frames of
+    /// at most `max_frame_bytes`.
+    pub fn new(advertised: Option<String>, max_frame_bytes: usize) -> Self {
+        KafkaFace { advertised, max_frame_bytes }
+    }
+}
+
+/// Splits `host:port`; `None` when it is not one.
+pub fn split_host_port(s: &str) -> Option<(String, i32)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    (!host.is_empty()).then(|| (host.trim_start_matches('[').trim_end_matches(']').to_string(), i32::from(port)))
+}
+
+impl Face for KafkaFace {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn serve(
+        self: Box<Self>,
+        core: Core,
+        listener: TcpListener,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        Box::pin(async move {
+            let local = listener.local_addr().map_err(|e| format!("Kafka listener address: {e}"))?;
+            let advertised = match self.advertised.as_deref().filter(|a| !a.is_empty()) {
+                Some(a) => split_host_port(a).ok_or_else(|| format!("kafka.advertised '{a}' is not host:port"))?,
+                None => (local.ip().to_string(), i32::from(local.port())),
+            };
+            let ctx = Arc::new(KafkaContext { advertised, max_frame_bytes: self.max_frame_bytes });
+            let mut shutdown = core.shutdown_signal();
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            let _ = stream.set_nodelay(true);
+                            let (core, ctx) = (core.clone(), Arc::clone(&ctx));
+                            connections.spawn(connection::serve(core, ctx, stream, peer));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "Kafka listener: accept failed"),
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                    _ = shutdown.wait_for(|s| *s) => break,
+                }
+            }
+            connections.shutdown().await;
+            Ok(())
+        })
+    }
+}

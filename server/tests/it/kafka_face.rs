@@ -1,0 +1,142 @@
+//! The Kafka face driven by a real Kafka client, kcat (librdkafka; `scripts/setup` installs it): Metadata
+//! lists the topics of both engines with their partitions and this broker as their leader, and a client
+//! that asks for a newer ApiVersions than served gets the ranges and carries on.
+
+use std::process::Command;
+
+use janus_client::Engine;
+use janus_server::Broker;
+
+use crate::e2e_common::{config, create};
+
+/// Runs kcat against `addr` with `args`; returns stdout (asserting it exited 0).
+fn kcat(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let out = Command::new("kcat")
+        .arg("-b")
+        .arg(addr.to_string())
+        .args(args)
+        .output()
+        .expect("kcat runs (scripts/setup installs it)");
+    assert!(out.status.success(), "kcat {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_lists_the_topics_of_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(config(dir.path())).await.unwrap();
+    let client = janus_client::Client::connect(&format!("http://{}", broker.grpc_addr())).await.unwrap();
+    create(&client, "kafka-seg", Engine::Segment, 3, &[]).await;
+    create(&client, "kafka-cl", Engine::Commitlog, 2, &[]).await;
+    let addr = broker.kafka_addr().expect("the Kafka face runs by default");
+    let listing = tokio::task::spawn_blocking(move || kcat(addr, &["-L", "-J", "-m", "10"])).await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&listing).unwrap_or_else(|e| panic!("{e}: {listing}"));
+    let brokers = json["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "{json}");
+    assert_eq!((brokers[0]["id"].as_i64(), brokers[0]["name"].as_str()), (Some(0), Some(addr.to_string().as_str())));
+    assert_eq!(json["controllerid"], 0, "{json}");
+    let topics = json["topics"].as_array().unwrap();
+    for (name, partitions) in [("kafka-seg", 3), ("kafka-cl", 2)] {
+        let t = topics.iter().find(|t| t["topic"] == name).unwrap_or_else(|| panic!("{name} missing: {json}"));
+        let ps = t["partitions"].as_array().unwrap();
+        assert_eq!(ps.len(), partitions, "{name}: {t}");
+        assert!(ps.iter().all(|p| p["leader"] == 0 && p["replicas"][0]["id"] == 0), "{name}: {t}");
+    }
+    // One topic asked for by name; one the broker does not have.
+    let one =
+        tokio::task::spawn_blocking(move || kcat(addr, &["-L", "-J", "-t", "kafka-cl", "-m", "10"])).await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(&one).unwrap();
+    assert_eq!(json["topics"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["topics"][0]["topic"], "kafka-cl");
+    broker.shutdown().await.unwrap();
+}
+
+/// Sends one frame (`body` after its size) and reads one answer frame; `None` when the broker closed the
+/// connection instead.
+async fn exchange(stream: &mut tokio::net::TcpStream, body: &[u8]) -> Option<Vec<u8>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(&(body.len() as i32).to_be_bytes()).await.ok()?;
+    stream.write_all(body).await.ok()?;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).await.ok()?;
+    let mut answer = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut answer).await.ok()?;
+    Some(answer)
+}
+
+/// An encoded request: header (of the version `api` takes at `version`) then `body`.
+fn request<R: kafka_protocol::protocol::Encodable>(api: ApiKey, version: i16, id: i32, body: &R) -> Vec<u8> {
+    use kafka_protocol::messages::RequestHeader;
+    use kafka_protocol::protocol::Encodable;
+    let mut out = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(id)
+        .encode(&mut out, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut out, version).unwrap();
+    out.to_vec()
+}
+
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
+use kafka_protocol::protocol::Decodable;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_negotiates_and_bad_frames_close_only_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(config(dir.path())).await.unwrap();
+    let addr = broker.kafka_addr().unwrap();
+    let mut good = tokio::net::TcpStream::connect(addr).await.unwrap();
+
+    // v3: the served APIs and their ranges.
+    let answer =
+        exchange(&mut good, &request(ApiKey::ApiVersions, 3, 7, &ApiVersionsRequest::default())).await.unwrap();
+    let mut buf = bytes::Bytes::from(answer);
+    assert_eq!(ResponseHeader::decode(&mut buf, 0).unwrap().correlation_id, 7);
+    let r = ApiVersionsResponse::decode(&mut buf, 3).unwrap();
+    assert_eq!(r.error_code, 0);
+    let metadata = r.api_keys.iter().find(|k| k.api_key == ApiKey::Metadata as i16).unwrap();
+    assert_eq!((metadata.min_version, metadata.max_version), (0, 12));
+
+    // A newer ApiVersions than served: UNSUPPORTED_VERSION in the v0 format, with the ranges to retry with.
+    let mut frame = request(ApiKey::ApiVersions, 3, 8, &ApiVersionsRequest::default());
+    frame[2..4].copy_from_slice(&9i16.to_be_bytes());
+    let answer = exchange(&mut good, &frame).await.expect("answered, not closed");
+    let mut buf = bytes::Bytes::from(answer);
+    assert_eq!(ResponseHeader::decode(&mut buf, 0).unwrap().correlation_id, 8);
+    let r = ApiVersionsResponse::decode(&mut buf, 0).unwrap();
+    assert_eq!(r.error_code, 35);
+    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::ApiVersions as i16 && k.max_version == 3));
+
+    // Each bad frame closes its own connection.
+    for (what, frame) in [
+        ("unknown API key", [&(-5i16).to_be_bytes()[..], &[0, 0, 0, 0, 0, 1, 0, 0]].concat()),
+        (
+            "an API not served",
+            request(ApiKey::SaslHandshake, 1, 1, &kafka_protocol::messages::SaslHandshakeRequest::default()),
+        ),
+        (
+            "a version not served",
+            request(ApiKey::Metadata, 13, 1, &kafka_protocol::messages::MetadataRequest::default()),
+        ),
+        (
+            "a truncated body",
+            request(ApiKey::Metadata, 12, 1, &kafka_protocol::messages::MetadataRequest::default())[..12].to_vec(),
+        ),
+    ] {
+        let mut bad = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(exchange(&mut bad, &frame).await.is_none(), "{what}: the connection is closed");
+    }
+    let mut huge = tokio::net::TcpStream::connect(addr).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        huge.write_all(&i32::MAX.to_be_bytes()).await.unwrap();
+        let mut one = [0u8; 1];
+        assert_eq!(huge.read(&mut one).await.unwrap_or(0), 0, "an oversized frame closes the connection");
+    }
+    // The first connection still works.
+    let answer = exchange(&mut good, &request(ApiKey::ApiVersions, 0, 9, &ApiVersionsRequest::default())).await;
+    assert!(answer.is_some(), "other connections are not affected");
+    broker.shutdown().await.unwrap();
+}
