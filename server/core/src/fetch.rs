@@ -248,6 +248,14 @@ pub(crate) fn resolve(r: &Registry, topic: &Topic, partition: u32, at: Position)
 }
 
 impl Core {
+    /// The offset `at` names in one partition (Kafka's ListOffsets): the log start, the log end, a given
+    /// offset checked to lie in the log, or the first message at or after a timestamp (the log end if none).
+    pub async fn resolve_position(&self, topic: &str, partition: u32, at: Position) -> Result<i64, BrokerError> {
+        let t = self.topic(topic)?;
+        t.check_partition(partition)?;
+        self.blocking(move |r| resolve(r, &t, partition, at)).await
+    }
+
     /// Fetches from one partition, waiting up to the request's `max_wait_ms` while there is nothing to
     /// return; the bytes it may return are held from the in-flight budgets while it reads.
     pub async fn fetch(&self, connection: Option<SocketAddr>, req: FetchRequest) -> Result<FetchResult, BrokerError> {

@@ -5,37 +5,66 @@ use bytes::{Bytes, BytesMut};
 use janus_core::Core;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::{KafkaContext, metadata};
+use super::{KafkaContext, fetch, metadata, offsets, produce};
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
 
-/// Every API served and its version range, as ApiVersions advertises them.
-pub const SERVED: &[(ApiKey, i16, i16)] = &[(ApiKey::ApiVersions, 0, 3), (ApiKey::Metadata, 0, 12)];
+/// One API served: the versions ApiVersions advertises (`advertised_min..=max`) and those it decodes
+/// (`min..=max`); a request of an advertised version below `min` closes its connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Served {
+    /// The API.
+    pub api: ApiKey,
+    /// The lowest version advertised.
+    pub advertised_min: i16,
+    /// The lowest version answered.
+    pub min: i16,
+    /// The highest version advertised and answered.
+    pub max: i16,
+}
+
+const fn served_as(api: ApiKey, advertised_min: i16, min: i16, max: i16) -> Served {
+    Served { api, advertised_min, min, max }
+}
+
+/// Every API served, as ApiVersions advertises them. Produce is advertised from v0 though only v3 and
+/// later are answered: librdkafka 2.0 (Debian's kcat) stops compressing when the advertised minimum is
+/// above 0 (KAFKA-18659), and no client of the last years sends v0-2.
+pub const SERVED: &[Served] = &[
+    served_as(ApiKey::Produce, 0, 3, 9),
+    served_as(ApiKey::Fetch, 4, 4, 12),
+    served_as(ApiKey::ListOffsets, 1, 1, 7),
+    served_as(ApiKey::Metadata, 0, 0, 12),
+    served_as(ApiKey::ApiVersions, 0, 0, 3),
+];
 
 /// What handling one frame gave.
 #[derive(Debug)]
 pub enum Handled {
     /// The response frame (header and body, without the size).
     Answer(Bytes),
+    /// Nothing to send (Produce with `acks` 0).
+    NoAnswer,
     /// The request cannot be answered: close the connection, saying why in the log.
     Close(String),
 }
 
 fn served(api: ApiKey) -> Option<(i16, i16)> {
-    SERVED.iter().find(|(k, ..)| *k == api).map(|(_, min, max)| (*min, *max))
+    SERVED.iter().find(|s| s.api == api).map(|s| (s.min, s.max))
 }
 
 /// The ApiVersions answer: what [`SERVED`] lists.
 fn api_versions(error_code: i16) -> ApiVersionsResponse {
     let api_keys = SERVED
         .iter()
-        .map(|(k, min, max)| {
-            ApiVersion::default().with_api_key(*k as i16).with_min_version(*min).with_max_version(*max)
+        .map(|s| {
+            ApiVersion::default().with_api_key(s.api as i16).with_min_version(s.advertised_min).with_max_version(s.max)
         })
         .collect();
     ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
@@ -51,8 +80,8 @@ fn encode<R: Encodable>(correlation_id: i32, api: ApiKey, version: i16, body: &R
     }
 }
 
-/// Handles one request frame (without its size).
-pub async fn handle(core: &Core, ctx: &KafkaContext, frame: Bytes) -> Handled {
+/// Handles one request frame (without its size) from `peer`.
+pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr, frame: Bytes) -> Handled {
     let (key, version) = (i16::from_be_bytes([frame[0], frame[1]]), i16::from_be_bytes([frame[2], frame[3]]));
     let Ok(api) = ApiKey::try_from(key) else { return Handled::Close(format!("unknown API key {key}")) };
     let Some((min, max)) = served(api) else { return Handled::Close(format!("{api:?} is not served")) };
@@ -81,6 +110,21 @@ pub async fn handle(core: &Core, ctx: &KafkaContext, frame: Bytes) -> Handled {
             Ok(req) => encode(id, api, version, &metadata::answer(core, ctx, &req, version)),
             Err(e) => Handled::Close(format!("malformed Metadata v{version} request: {e}")),
         },
+        ApiKey::Fetch => match FetchRequest::decode(&mut buf, version) {
+            Ok(req) => encode(id, api, version, &fetch::answer(core, Some(peer), req).await),
+            Err(e) => Handled::Close(format!("malformed Fetch v{version} request: {e}")),
+        },
+        ApiKey::ListOffsets => match ListOffsetsRequest::decode(&mut buf, version) {
+            Ok(req) => encode(id, api, version, &offsets::answer(core, req).await),
+            Err(e) => Handled::Close(format!("malformed ListOffsets v{version} request: {e}")),
+        },
+        ApiKey::Produce => match ProduceRequest::decode(&mut buf, version) {
+            Ok(req) => match produce::answer(core, Some(peer), req).await {
+                Some(answer) => encode(id, api, version, &answer),
+                None => Handled::NoAnswer,
+            },
+            Err(e) => Handled::Close(format!("malformed Produce v{version} request: {e}")),
+        },
         other => Handled::Close(format!("{other:?} is not served")),
     }
 }
@@ -90,10 +134,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_advertised_range_is_within_what_the_codec_knows() {
-        for (api, min, max) in SERVED {
-            let known = api.valid_versions();
-            assert!(known.min <= *min && *max <= known.max, "{api:?} {min}-{max} vs {known:?}");
+    fn every_answered_range_is_within_what_the_codec_knows() {
+        for s in SERVED {
+            let known = s.api.valid_versions();
+            assert!(known.min <= s.min && s.max <= known.max, "{s:?} vs {known:?}");
+            assert!(s.advertised_min <= s.min, "{s:?}");
         }
     }
 }

@@ -43,7 +43,7 @@ pub async fn serve(core: Core, ctx: Arc<KafkaContext>, mut stream: TcpStream, pe
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
-        let answer = apis::handle(&core, &ctx, frame.freeze()).await;
+        let answer = apis::handle(&core, &ctx, peer, frame.freeze()).await;
         drop(admission);
         match answer {
             Handled::Answer(bytes) => {
@@ -51,6 +51,7 @@ pub async fn serve(core: Core, ctx: Arc<KafkaContext>, mut stream: TcpStream, pe
                     return;
                 }
             }
+            Handled::NoAnswer => {}
             Handled::Close(why) => {
                 tracing::warn!(%peer, "Kafka: {why}; closing the connection");
                 return;

@@ -5,12 +5,18 @@
 //! | [`connection`] | one connection: size-prefixed frames in, answered in order |
 //! | [`apis`] | which APIs and versions this face serves (ApiVersions), and the dispatch |
 //! | [`metadata`] | Metadata: this broker, the topics and their partitions |
+//! | [`fetch`] | Fetch: stored batches per partition, long-polling when there is nothing |
+//! | [`offsets`] | ListOffsets: earliest, latest, by timestamp |
+//! | [`produce`] | Produce: record batches to the core's batch path, and core errors as Kafka codes |
 //!
 //! Decoding and encoding use the `kafka-protocol` crate; every decision is the core's.
 
 pub mod apis;
 pub mod connection;
+pub mod fetch;
 pub mod metadata;
+pub mod offsets;
+pub mod produce;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,0 +1,39 @@
+//! ListOffsets 1-7: per partition the earliest (-2) or latest (-1) offset, or the first offset at or after
+//! a timestamp.
+
+use janus_core::{Core, Position};
+use kafka_protocol::messages::ListOffsetsRequest;
+use kafka_protocol::messages::ListOffsetsResponse;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+
+use super::produce::kafka_error;
+
+/// The answer to `req`.
+pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for topic in req.topics {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for p in topic.partitions {
+            let at = match p.timestamp {
+                -2 => Position::Earliest,
+                -1 => Position::Latest,
+                ts => Position::Timestamp(ts),
+            };
+            let entry =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1);
+            let resolved = match u32::try_from(p.partition_index) {
+                Ok(partition) => core.resolve_position(&name, partition, at).await,
+                Err(_) => {
+                    Err(janus_core::BrokerError::new(janus_core::ErrorCode::UnknownPartition, "negative partition"))
+                }
+            };
+            partitions.push(match resolved {
+                Ok(offset) => entry.with_offset(offset),
+                Err(e) => entry.with_error_code(kafka_error(&e)).with_offset(-1),
+            });
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
