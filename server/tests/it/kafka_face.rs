@@ -230,3 +230,47 @@ async fn kcat_produces_with_every_codec_and_consumes_on_both_engines() {
     }
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_with_an_idempotent_producer_gets_a_producer_id_and_its_batches_carry_it() {
+    use janus_client::proto as v1;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(config(dir.path())).await.unwrap();
+    let client = janus_client::Client::connect(&format!("http://{}", broker.grpc_addr())).await.unwrap();
+    let addr = broker.kafka_addr().unwrap();
+    for (topic, engine) in [("kcat-idem-seg", Engine::Segment), ("kcat-idem-cl", Engine::Commitlog)] {
+        create(&client, topic, engine, 1, &[]).await;
+        let input: String = (0..50).map(|i| format!("m{i}\n")).collect();
+        let args = ["-P", "-t", topic, "-p", "0", "-X", "enable.idempotence=true", "-X", "linger.ms=20"];
+        tokio::task::spawn_blocking(move || kcat_with_input(addr, &args, &input)).await.unwrap();
+        let raw = client
+            .fetch(v1::FetchRequest {
+                topic: topic.into(),
+                partition: 0,
+                offset: 0,
+                max_bytes: 1 << 20,
+                format: v1::RecordFormat::Batches as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let headers: Vec<_> = janus_codec::batch::split_batches(&raw.record_batches).map(|b| b.unwrap().0).collect();
+        let records: i32 = headers.iter().map(|h| h.records_count).sum();
+        assert_eq!(records, 50, "{topic}: every message once");
+        assert!(headers.iter().all(|h| h.producer_id >= 1 && h.producer_epoch == 0), "{topic}: {headers:?}");
+        assert_eq!(headers[0].base_sequence, 0, "{topic}: the producer's first sequence");
+    }
+    // A transactional id is refused clearly (Kafka transactions are not served).
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(
+            kafka_protocol::protocol::StrBytes::from_static_str("tx-1"),
+        )))
+        .with_transaction_timeout_ms(60_000);
+    let answer = exchange(&mut stream, &request(ApiKey::InitProducerId, 4, 3, &req)).await.unwrap();
+    let mut buf = bytes::Bytes::from(answer);
+    ResponseHeader::decode(&mut buf, ApiKey::InitProducerId.response_header_version(4)).unwrap();
+    let r = kafka_protocol::messages::InitProducerIdResponse::decode(&mut buf, 4).unwrap();
+    assert_eq!((r.error_code, r.producer_id.0), (42, -1));
+    broker.shutdown().await.unwrap();
+}

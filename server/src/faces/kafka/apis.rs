@@ -5,12 +5,12 @@ use bytes::{Bytes, BytesMut};
 use janus_core::Core;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
+    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::{KafkaContext, fetch, metadata, offsets, produce};
+use super::{KafkaContext, fetch, metadata, offsets, produce, producer_id};
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 pub const UNSUPPORTED_VERSION: i16 = 35;
@@ -42,6 +42,7 @@ pub const SERVED: &[Served] = &[
     served_as(ApiKey::ListOffsets, 1, 1, 7),
     served_as(ApiKey::Metadata, 0, 0, 12),
     served_as(ApiKey::ApiVersions, 0, 0, 3),
+    served_as(ApiKey::InitProducerId, 0, 0, 4),
 ];
 
 /// What handling one frame gave.
@@ -117,6 +118,10 @@ pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr,
         ApiKey::ListOffsets => match ListOffsetsRequest::decode(&mut buf, version) {
             Ok(req) => encode(id, api, version, &offsets::answer(core, req).await),
             Err(e) => Handled::Close(format!("malformed ListOffsets v{version} request: {e}")),
+        },
+        ApiKey::InitProducerId => match InitProducerIdRequest::decode(&mut buf, version) {
+            Ok(req) => encode(id, api, version, &producer_id::answer(core, req).await),
+            Err(e) => Handled::Close(format!("malformed InitProducerId v{version} request: {e}")),
         },
         ApiKey::Produce => match ProduceRequest::decode(&mut buf, version) {
             Ok(req) => match produce::answer(core, Some(peer), req).await {

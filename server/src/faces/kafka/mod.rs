@@ -7,6 +7,7 @@
 //! | [`metadata`] | Metadata: this broker, the topics and their partitions |
 //! | [`fetch`] | Fetch: stored batches per partition, long-polling when there is nothing |
 //! | [`offsets`] | ListOffsets: earliest, latest, by timestamp |
+//! | [`producer_id`] | InitProducerId: ids and epochs of the idempotent producer |
 //! | [`produce`] | Produce: record batches to the core's batch path, and core errors as Kafka codes |
 //!
 //! Decoding and encoding use the `kafka-protocol` crate; every decision is the core's.
@@ -17,6 +18,7 @@ pub mod fetch;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod producer_id;
 
 use std::future::Future;
 use std::pin::Pin;
