@@ -159,6 +159,23 @@ fn kcat_with_input(addr: std::net::SocketAddr, args: &[&str], stdin: &str) -> St
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The headers of the batches stored in partition 0 of `topic`, read through the gRPC face.
+async fn stored_batches(client: &janus_client::Client, topic: &str) -> Vec<janus_codec::batch::BatchHeader> {
+    use janus_client::proto as v1;
+    let raw = client
+        .fetch(v1::FetchRequest {
+            topic: topic.into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 1 << 20,
+            format: v1::RecordFormat::Batches as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    janus_codec::batch::split_batches(&raw.record_batches).map(|b| b.unwrap().0).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kcat_produces_with_every_codec_and_consumes_on_both_engines() {
     use janus_client::proto as v1;
@@ -208,19 +225,7 @@ async fn kcat_produces_with_every_codec_and_consumes_on_both_engines() {
         assert_eq!(tail.lines().count(), expected.len() - 25, "{topic}");
         if engine == Engine::Segment {
             // Stored byte-exact: each codec's batch comes back compressed with it.
-            let raw = client
-                .fetch(v1::FetchRequest {
-                    topic: topic.into(),
-                    partition: 0,
-                    offset: 0,
-                    max_bytes: 1 << 20,
-                    format: v1::RecordFormat::Batches as i32,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            let codecs_seen: Vec<i16> =
-                janus_codec::batch::split_batches(&raw.record_batches).map(|b| b.unwrap().0.attributes & 7).collect();
+            let codecs_seen: Vec<i16> = stored_batches(&client, topic).await.iter().map(|h| h.attributes & 7).collect();
             // librdkafka compresses with lz4 only when the broker serves FindCoordinator (its feature map
             // ties LZ4 to it); that comes with the groups.
             for (codec, bits) in codecs.iter().filter(|(c, _)| *c != "lz4") {
@@ -233,7 +238,6 @@ async fn kcat_produces_with_every_codec_and_consumes_on_both_engines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kcat_with_an_idempotent_producer_gets_a_producer_id_and_its_batches_carry_it() {
-    use janus_client::proto as v1;
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(config(dir.path())).await.unwrap();
     let client = janus_client::Client::connect(&format!("http://{}", broker.grpc_addr())).await.unwrap();
@@ -243,18 +247,7 @@ async fn kcat_with_an_idempotent_producer_gets_a_producer_id_and_its_batches_car
         let input: String = (0..50).map(|i| format!("m{i}\n")).collect();
         let args = ["-P", "-t", topic, "-p", "0", "-X", "enable.idempotence=true", "-X", "linger.ms=20"];
         tokio::task::spawn_blocking(move || kcat_with_input(addr, &args, &input)).await.unwrap();
-        let raw = client
-            .fetch(v1::FetchRequest {
-                topic: topic.into(),
-                partition: 0,
-                offset: 0,
-                max_bytes: 1 << 20,
-                format: v1::RecordFormat::Batches as i32,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let headers: Vec<_> = janus_codec::batch::split_batches(&raw.record_batches).map(|b| b.unwrap().0).collect();
+        let headers = stored_batches(&client, topic).await;
         let records: i32 = headers.iter().map(|h| h.records_count).sum();
         assert_eq!(records, 50, "{topic}: every message once");
         assert!(headers.iter().all(|h| h.producer_id >= 1 && h.producer_epoch == 0), "{topic}: {headers:?}");
