@@ -267,3 +267,47 @@ async fn kcat_with_an_idempotent_producer_gets_a_producer_id_and_its_batches_car
     assert_eq!((r.error_code, r.producer_id.0), (42, -1));
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_of_empty_partitions_waits_once_and_reports_bad_offsets() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(config(dir.path())).await.unwrap();
+    let client = janus_client::Client::connect(&format!("http://{}", broker.grpc_addr())).await.unwrap();
+    create(&client, "kafka-wait", Engine::Segment, 3, &[]).await;
+    let fetch = |offsets: [i64; 3]| {
+        let partitions = (0..3)
+            .map(|p| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(offsets[p as usize])
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect();
+        let topic = FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("kafka-wait")))
+            .with_partitions(partitions);
+        FetchRequest::default()
+            .with_max_wait_ms(1000)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![topic])
+    };
+    let mut stream = tokio::net::TcpStream::connect(broker.kafka_addr().unwrap()).await.unwrap();
+    let started = std::time::Instant::now();
+    let answer = exchange(&mut stream, &request(ApiKey::Fetch, 12, 1, &fetch([0, 0, 0]))).await.unwrap();
+    // One wait of max_wait_ms for the whole request, not one per empty partition (3 s).
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500), "{:?}", started.elapsed());
+    let mut buf = bytes::Bytes::from(answer);
+    ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(12)).unwrap();
+    let r = FetchResponse::decode(&mut buf, 12).unwrap();
+    assert!(r.responses[0].partitions.iter().all(|p| p.error_code == 0 && p.high_watermark == 0), "{r:?}");
+    let answer = exchange(&mut stream, &request(ApiKey::Fetch, 12, 2, &fetch([0, 99, 0]))).await.unwrap();
+    let mut buf = bytes::Bytes::from(answer);
+    ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(12)).unwrap();
+    let r = FetchResponse::decode(&mut buf, 12).unwrap();
+    assert_eq!(r.responses[0].partitions[1].error_code, 1, "OFFSET_OUT_OF_RANGE: {r:?}");
+    broker.shutdown().await.unwrap();
+}

@@ -83,6 +83,9 @@ fn encode<R: Encodable>(correlation_id: i32, api: ApiKey, version: i16, body: &R
 
 /// Handles one request frame (without its size) from `peer`.
 pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr, frame: Bytes) -> Handled {
+    if frame.len() < 8 {
+        return Handled::Close(format!("a frame of {} bytes is shorter than any request header", frame.len()));
+    }
     let (key, version) = (i16::from_be_bytes([frame[0], frame[1]]), i16::from_be_bytes([frame[2], frame[3]]));
     let Ok(api) = ApiKey::try_from(key) else { return Handled::Close(format!("unknown API key {key}")) };
     let Some((min, max)) = served(api) else { return Handled::Close(format!("{api:?} is not served")) };

@@ -11,29 +11,24 @@ use janus_core::{BrokerError, Core, ErrorCode, FetchRequest as CoreFetch, Fetche
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 
-use super::produce::kafka_error;
+use super::errors::kafka_error;
 
 /// The most record bytes one Fetch response holds, whatever the client asks (librdkafka asks 50 MiB): the
 /// response is assembled in memory, outside the fetch admission of each partition's read.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Kafka's OFFSET_OUT_OF_RANGE error code.
-const OFFSET_OUT_OF_RANGE: i16 = 1;
-
-fn error_code(e: &BrokerError) -> i16 {
-    if e.code() == ErrorCode::OffsetOutOfRange { OFFSET_OUT_OF_RANGE } else { kafka_error(e) }
-}
-
-/// One pass over every partition asked for, waiting `wait_ms` on each that has nothing; returns the
-/// response and the record bytes it holds.
+/// One pass over every partition asked for, waiting up to `wait_ms` on the first one only (when it has
+/// nothing); returns the response and the record bytes it holds.
 async fn pass(core: &Core, peer: Option<SocketAddr>, req: &FetchRequest, wait_ms: u32) -> (FetchResponse, usize) {
     let mut budget = usize::try_from(req.max_bytes).unwrap_or(0).clamp(1, MAX_RESPONSE_BYTES);
     let mut total = 0;
+    let mut first = true;
     let mut responses = Vec::with_capacity(req.topics.len());
     for topic in &req.topics {
         let name = topic.topic.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
+            let first = std::mem::replace(&mut first, false);
             let entry = PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_aborted_transactions(Some(Vec::new()))
@@ -47,7 +42,7 @@ async fn pass(core: &Core, peer: Option<SocketAddr>, req: &FetchRequest, wait_ms
                         partition,
                         offset: p.fetch_offset,
                         max_bytes: u32::try_from(max).unwrap_or(u32::MAX),
-                        max_wait_ms: if total == 0 { wait_ms } else { 0 },
+                        max_wait_ms: if first { wait_ms } else { 0 },
                         tags: Vec::new(),
                         format: RecordFormat::Batches,
                     };
@@ -69,7 +64,7 @@ async fn pass(core: &Core, peer: Option<SocketAddr>, req: &FetchRequest, wait_ms
                         .with_records(Some(bytes))
                 }
                 Err(e) => entry
-                    .with_error_code(error_code(&e))
+                    .with_error_code(kafka_error(&e))
                     .with_high_watermark(-1)
                     .with_records(Some(bytes::Bytes::new())),
             });

@@ -2,18 +2,20 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`errors`] | the core's errors as Kafka error codes |
 //! | [`connection`] | one connection: size-prefixed frames in, answered in order |
 //! | [`apis`] | which APIs and versions this face serves (ApiVersions), and the dispatch |
 //! | [`metadata`] | Metadata: this broker, the topics and their partitions |
 //! | [`fetch`] | Fetch: stored batches per partition, long-polling when there is nothing |
 //! | [`offsets`] | ListOffsets: earliest, latest, by timestamp |
 //! | [`producer_id`] | InitProducerId: ids and epochs of the idempotent producer |
-//! | [`produce`] | Produce: record batches to the core's batch path, and core errors as Kafka codes |
+//! | [`produce`] | Produce: record batches to the core's batch path |
 //!
 //! Decoding and encoding use the `kafka-protocol` crate; every decision is the core's.
 
 pub mod apis;
 pub mod connection;
+pub mod errors;
 pub mod fetch;
 pub mod metadata;
 pub mod offsets;

@@ -6,7 +6,7 @@ use kafka_protocol::messages::ListOffsetsRequest;
 use kafka_protocol::messages::ListOffsetsResponse;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 
-use super::produce::kafka_error;
+use super::errors::kafka_error;
 
 /// The answer to `req`.
 pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse {

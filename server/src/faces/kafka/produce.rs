@@ -3,26 +3,11 @@
 //! `acks` is -1. `acks` 0 gets no answer at all, as in Kafka.
 
 use janus_core::{BrokerError, Core, ErrorCode, PartitionBatches, ProduceBatchesRequest};
+
+use super::errors::kafka_error;
 use kafka_protocol::messages::ProduceRequest;
 use kafka_protocol::messages::ProduceResponse;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-
-/// Kafka's error code for a core error (what a Kafka client acts on).
-pub fn kafka_error(e: &BrokerError) -> i16 {
-    match e.code() {
-        ErrorCode::UnknownTopic | ErrorCode::UnknownPartition => 3, // UNKNOWN_TOPIC_OR_PARTITION
-        ErrorCode::MessageTooLarge => 10,                           // MESSAGE_TOO_LARGE
-        ErrorCode::Corrupt => 2,                                    // CORRUPT_MESSAGE
-        ErrorCode::InvalidRecord | ErrorCode::InvalidArgument => 87, // INVALID_RECORD
-        ErrorCode::DiskFull => 56,                                  // KAFKA_STORAGE_ERROR
-        ErrorCode::LimitExceeded => 7,                              // REQUEST_TIMED_OUT: the client retries
-        ErrorCode::ShuttingDown => 6,                               // NOT_LEADER_OR_FOLLOWER: the client refreshes
-        ErrorCode::OutOfOrderSequenceNumber => 45,                  // OUT_OF_ORDER_SEQUENCE_NUMBER
-        ErrorCode::InvalidProducerEpoch => 47,                      // INVALID_PRODUCER_EPOCH
-        ErrorCode::UnknownProducerId => 59,                         // UNKNOWN_PRODUCER_ID
-        _ => -1,                                                    // UNKNOWN_SERVER_ERROR
-    }
-}
 
 /// The answer to `req`, or `None` for `acks` 0 (no answer is sent).
 pub async fn answer(core: &Core, peer: Option<std::net::SocketAddr>, req: ProduceRequest) -> Option<ProduceResponse> {

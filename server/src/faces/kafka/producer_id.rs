@@ -5,7 +5,7 @@
 use janus_core::Core;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::produce::kafka_error;
+use super::errors::kafka_error;
 
 /// Kafka's INVALID_REQUEST error code.
 pub const INVALID_REQUEST: i16 = 42;
