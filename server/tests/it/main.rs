@@ -32,6 +32,8 @@ mod hostile;
 mod idempotence;
 mod janusd_binary;
 mod kafka_face;
+mod kafka_groups;
+mod kafka_wire;
 mod layers;
 mod limits_metrics;
 mod messaging;
