@@ -50,6 +50,8 @@ pub const SERVED: &[Served] = &[
 pub enum Handled {
     /// The response frame (header and body, without the size).
     Answer(Bytes),
+    /// The response frame in parts: bytes and file ranges sent with `sendfile(2)` (Fetch).
+    Parts(super::parts::Parts),
     /// Nothing to send (Produce with `acks` 0).
     NoAnswer,
     /// The request cannot be answered: close the connection, saying why in the log.
@@ -115,7 +117,7 @@ pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr,
             Err(e) => Handled::Close(format!("malformed Metadata v{version} request: {e}")),
         },
         ApiKey::Fetch => match FetchRequest::decode(&mut buf, version) {
-            Ok(req) => encode(id, api, version, &fetch::answer(core, Some(peer), req).await),
+            Ok(req) => fetch::answer(core, Some(peer), id, version, req).await,
             Err(e) => Handled::Close(format!("malformed Fetch v{version} request: {e}")),
         },
         ApiKey::ListOffsets => match ListOffsetsRequest::decode(&mut buf, version) {
