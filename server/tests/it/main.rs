@@ -32,6 +32,7 @@ mod hostile;
 mod idempotence;
 mod janusd_binary;
 mod kafka_face;
+mod kafka_fetch;
 mod layers;
 mod limits_metrics;
 mod messaging;
