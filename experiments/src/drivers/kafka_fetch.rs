@@ -56,11 +56,14 @@ pub fn read_to_end(addr: SocketAddr, mut targets: Vec<Target>, partition_max_byt
     stream.set_nodelay(true)?;
     let mut read = Consumed::default();
     let mut correlation_id = 0;
+    // One receive buffer for every response: a fresh multi-megabyte buffer each time would be page-faulted in
+    // again, a cost of this load generator, not of the broker.
+    let mut buffer = BytesMut::new();
     targets.retain(|t| t.offset < t.end);
     while !targets.is_empty() {
         correlation_id += 1;
         send(&mut stream, correlation_id, &request(&targets, partition_max_bytes))?;
-        let response = receive(&mut stream, correlation_id)?;
+        let response = receive(&mut stream, &mut buffer, correlation_id)?;
         read.requests += 1;
         let mut progressed = false;
         for topic in &response.responses {
@@ -121,14 +124,16 @@ fn send(stream: &mut TcpStream, correlation_id: i32, body: &FetchRequest) -> Res
     stream.write_all(&frame).context("sending a Fetch request")
 }
 
-/// Reads one response frame and decodes it (checking its correlation id).
-fn receive(stream: &mut TcpStream, correlation_id: i32) -> Result<FetchResponse> {
+/// Reads one response frame into `buffer` and decodes it (checking its correlation id). The response's
+/// records point into `buffer`'s memory, which the next call reuses once they are dropped.
+fn receive(stream: &mut TcpStream, buffer: &mut BytesMut, correlation_id: i32) -> Result<FetchResponse> {
     let mut size = [0u8; 4];
     stream.read_exact(&mut size).context("reading a Fetch response's size")?;
     let size = usize::try_from(i32::from_be_bytes(size)).context("a negative response size")?;
-    let mut frame = BytesMut::zeroed(size);
-    stream.read_exact(&mut frame).context("reading a Fetch response")?;
-    let mut buf: Bytes = frame.freeze();
+    buffer.clear();
+    buffer.resize(size, 0);
+    stream.read_exact(&mut buffer[..]).context("reading a Fetch response")?;
+    let mut buf: Bytes = buffer.split().freeze();
     let header = ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(VERSION))?;
     ensure!(header.correlation_id == correlation_id, "correlation id {} for {correlation_id}", header.correlation_id);
     Ok(FetchResponse::decode(&mut buf, VERSION)?)
