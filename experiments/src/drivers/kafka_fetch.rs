@@ -136,7 +136,7 @@ fn receive(stream: &mut TcpStream, buffer: &mut BytesMut, correlation_id: i32) -
     let mut buf: Bytes = buffer.split().freeze();
     let header = ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(VERSION))?;
     ensure!(header.correlation_id == correlation_id, "correlation id {} for {correlation_id}", header.correlation_id);
-    Ok(FetchResponse::decode(&mut buf, VERSION)?)
+    FetchResponse::decode(&mut buf, VERSION)
 }
 
 /// Walks the whole batches in `records` (a partial last batch is ignored, as clients do): the records at or
