@@ -47,6 +47,19 @@ pub enum Access {
     Inproc,
     /// Through a `janusd` broker started in this process on 127.0.0.1, over gRPC.
     Grpc,
+    /// Through the `janusd` binary run as a child process on 127.0.0.1, reached through one of its faces
+    /// (`face`); its CPU is measured alone, from `/proc/<pid>/stat`.
+    Janusd,
+}
+
+/// Which face of a `janusd` child process a `janusd` case reads through.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Face {
+    /// The Kafka face: Fetch requests over Kafka's wire protocol (segment topics by `sendfile(2)`).
+    Kafka,
+    /// The gRPC face: the client library's fetch, record batches in protobuf responses.
+    Grpc,
 }
 
 /// Page-cache state of the data when a read phase starts.
@@ -169,6 +182,11 @@ pub struct Workload {
     pub nack_fraction: f64,
     /// Produce cases over gRPC: the produce mode; absent: `plain` through the usual produce driver.
     pub produce_mode: Option<ProduceMode>,
+    /// `janusd` cases: the face the consumers read through (required there).
+    pub face: Option<Face>,
+    /// `janusd` consume cases, warm cache: how many times the consumers read all the data, one pass after
+    /// the other, so the measured phase is long enough for the broker's CPU clock (10 ms ticks).
+    pub read_passes: u32,
 }
 
 impl Default for Workload {
@@ -203,6 +221,8 @@ impl Default for Workload {
             initial_rebalance_delay_ms: None,
             timer_pattern: None,
             produce_mode: None,
+            face: None,
+            read_passes: 1,
             spread_s: 600.0,
             burst_messages: None,
             nack_fraction: 0.0,
@@ -223,6 +243,7 @@ impl Workload {
             ("groups", self.groups as u64),
             ("messages", self.messages),
             ("read_bytes", self.read_bytes as u64),
+            ("read_passes", u64::from(self.read_passes)),
         ];
         for (key, value) in positive {
             if value == 0 {

@@ -19,6 +19,9 @@ fn scenario_names() -> Vec<String> {
 
 #[test]
 fn quick_mode_runs_every_scenario_on_both_engines_and_reports() {
+    // E2b runs the `janusd` binary beside `janus-exp` (`cargo test --workspace` builds both).
+    let janusd = Path::new(env!("CARGO_BIN_EXE_janus-exp")).with_file_name("janusd");
+    assert!(janusd.exists(), "{} is missing: cargo build -p janus-server --bin janusd", janusd.display());
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_janus-exp"))
         .args(["run", "--quick", "--run-id", "ci", "--out"])
@@ -27,7 +30,7 @@ fn quick_mode_runs_every_scenario_on_both_engines_and_reports() {
         .expect("janus-exp runs");
     assert!(status.success(), "janus-exp run --quick failed: {status}");
     let names = scenario_names();
-    assert_eq!(names.len(), 12, "E1-E11 and E5b each have a scenario file: {names:?}");
+    assert_eq!(names.len(), 13, "E1-E11, E2b and E5b each have a scenario file: {names:?}");
     let report = std::fs::read_to_string(out.path().join("runs/ci/report.md")).expect("report.md written");
     for name in &names {
         let jsonl = std::fs::read_to_string(out.path().join(name).join("ci.jsonl")).expect("results written");

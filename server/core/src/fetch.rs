@@ -6,6 +6,7 @@
 //! With a tag filter a read may return no records while its next offset moves on; fetch and subscriptions
 //! then go on scanning.
 
+use std::fs::File;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +61,11 @@ pub enum RecordFormat {
     Records,
     /// Kafka RecordBatch v2 bytes as the engine ships them (the fast path).
     Batches,
+    /// Kafka RecordBatch v2 batches for a face that ships file ranges itself (the Kafka face's `sendfile`
+    /// path): a read the engine answers with a file range of stored batches (the segment engine) stays that
+    /// range, [`Fetched::File`], so no byte of it passes through the broker's memory; any other read is
+    /// encoded as in [`RecordFormat::Batches`].
+    Shipped,
 }
 
 /// The records a fetch read, in the format asked for.
@@ -74,6 +80,27 @@ pub enum Fetched {
         /// How many records they hold.
         records: u64,
     },
+    /// Whole Kafka RecordBatch v2 batches left where they are stored: `len` bytes at `position` of a segment
+    /// file, to be sent with `sendfile(2)` (only for [`RecordFormat::Shipped`]). The first batch may begin
+    /// before the offset asked for.
+    ///
+    /// Holding the file keeps its bytes: a segment deleted by retention or by its topic's deletion is
+    /// unlinked, and compaction renames a new file over it, but the open descriptor keeps the old inode and
+    /// its bytes until dropped. The engine truncates a segment only at recovery (before any read) and after
+    /// a failed append (past the bytes any read returned), so the range stays whole; a face must still
+    /// treat a file that ends early as an error of the connection, since the frame size is already sent.
+    File {
+        /// The open segment file.
+        file: Arc<File>,
+        /// Byte position of the first batch.
+        position: u64,
+        /// Number of bytes, a whole number of batches.
+        len: u32,
+        /// How many records from the offset asked for to the end of the range: `next_offset - offset`,
+        /// counted without reading the file. It leaves out the records of the first batch before the offset
+        /// (clients skip them) and counts offsets compaction removed, so it is an estimate on compacted topics.
+        records: u64,
+    },
 }
 
 impl Fetched {
@@ -82,6 +109,16 @@ impl Fetched {
         match self {
             Fetched::Records(records) => records.is_empty(),
             Fetched::Batches { bytes, .. } => bytes.is_empty(),
+            Fetched::File { len, .. } => *len == 0,
+        }
+    }
+
+    /// How many bytes of batches were read (for decoded records: 0, they have no wire size yet).
+    pub fn batch_len(&self) -> usize {
+        match self {
+            Fetched::Records(_) => 0,
+            Fetched::Batches { bytes, .. } => bytes.len(),
+            Fetched::File { len, .. } => *len as usize,
         }
     }
 
@@ -89,7 +126,7 @@ impl Fetched {
     fn empty(format: RecordFormat) -> Fetched {
         match format {
             RecordFormat::Records => Fetched::Records(Vec::new()),
-            RecordFormat::Batches => Fetched::Batches { bytes: Bytes::new(), records: 0 },
+            RecordFormat::Batches | RecordFormat::Shipped => Fetched::Batches { bytes: Bytes::new(), records: 0 },
         }
     }
 
@@ -97,7 +134,7 @@ impl Fetched {
     pub fn record_count(&self) -> u64 {
         match self {
             Fetched::Records(records) => records.len() as u64,
-            Fetched::Batches { records, .. } => *records,
+            Fetched::Batches { records, .. } | Fetched::File { records, .. } => *records,
         }
     }
 }
@@ -178,6 +215,7 @@ fn read_partition(r: &Registry, topic: &Topic, partition: u32, spec: &ReadSpec) 
 /// Reads, keeping only messages tagged with one of `tags` (when any): in storage through the engine's tag
 /// filter when it has one, else here after decoding. Batches come from the engine as it ships them, except
 /// when this function filtered decoded records: those it encodes into one batch that keeps their offsets.
+/// In [`RecordFormat::Shipped`] a file range is kept as it is ([`Fetched::File`]).
 fn read_filtered(
     engine: &dyn Engine,
     tp: &TopicPartition,
@@ -190,7 +228,15 @@ fn read_filtered(
         None => engine.read(tp, spec.offset, spec.max_bytes)?,
     };
     let filter_here = !tags.is_empty() && in_storage.is_none();
-    if spec.format == RecordFormat::Batches && !filter_here {
+    if spec.format == RecordFormat::Shipped
+        && !filter_here
+        && let ReadSlice::File { file, position, len, next_offset } = &slice
+    {
+        let records = u64::try_from(next_offset - spec.offset).unwrap_or(0);
+        let data = Fetched::File { file: Arc::clone(file), position: *position, len: *len, records };
+        return Ok((slice, data));
+    }
+    if matches!(spec.format, RecordFormat::Batches | RecordFormat::Shipped) && !filter_here {
         let bytes = engine.encode_batches(&slice)?;
         let records = split_batches(&bytes).filter_map(Result::ok).map(|(h, _)| h.records_count.max(0) as u64).sum();
         return Ok((slice, Fetched::Batches { bytes, records }));
@@ -201,7 +247,7 @@ fn read_filtered(
     }
     let data = match spec.format {
         RecordFormat::Records => Fetched::Records(records),
-        RecordFormat::Batches => {
+        RecordFormat::Batches | RecordFormat::Shipped => {
             let count = records.len() as u64;
             Fetched::Batches { bytes: encode_filtered(&records)?, records: count }
         }

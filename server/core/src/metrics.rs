@@ -19,6 +19,7 @@
 //! | `janus_retention_deleted_files_total`, `janus_retention_deleted_bytes_total` | counter | `engine` |
 //! | `janus_compacted_segments_total` | counter | |
 //! | `janus_topics` | gauge | |
+//! | `janus_response_bytes_total` | counter | `face`, `path` (`sendfile`: sent from a file by `sendfile(2)`, no user-space copy; `write`: written from memory) |
 //! | `process_cpu_seconds_total` | counter | (user + system CPU of the whole process, read at each scrape; see [`render_process`]) |
 
 use std::time::Duration;
@@ -54,6 +55,34 @@ pub fn describe() {
     describe_counter!("janus_inflight_waits_total", "Requests that waited for in-flight byte budget");
     describe_gauge!("janus_subscribe_buffered_bytes", "Bytes read for subscriptions and not yet taken by gRPC");
     describe_gauge!("janus_topics", "Topics");
+    describe_counter!(
+        "janus_response_bytes_total",
+        "Response bytes sent, per face and path: sendfile (from a file, no user-space copy) or write (from memory)"
+    );
+}
+
+/// How a face sent response bytes to a socket (the `path` label of `janus_response_bytes_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendPath {
+    /// `sendfile(2)` from a file: the bytes never entered the broker's memory.
+    Sendfile,
+    /// `write(2)`/`writev(2)` from the broker's memory.
+    Write,
+}
+
+impl SendPath {
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            SendPath::Sendfile => "sendfile",
+            SendPath::Write => "write",
+        }
+    }
+}
+
+/// Counts response bytes a face sent by `path`.
+pub fn record_sent(face: &'static str, path: SendPath, bytes: u64) {
+    counter!("janus_response_bytes_total", "face" => face, "path" => path.name()).increment(bytes);
 }
 
 /// Counts produced messages and bytes.

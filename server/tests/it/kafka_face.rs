@@ -10,7 +10,7 @@ use janus_server::Broker;
 use crate::e2e_common::{config, create};
 
 /// Runs kcat against `addr` with `args`; returns stdout (asserting it exited 0).
-fn kcat(addr: std::net::SocketAddr, args: &[&str]) -> String {
+pub(crate) fn kcat(addr: std::net::SocketAddr, args: &[&str]) -> String {
     let out = Command::new("kcat")
         .arg("-b")
         .arg(addr.to_string())
@@ -53,7 +53,7 @@ async fn kcat_lists_the_topics_of_both_engines() {
 
 /// Sends one frame (`body` after its size) and reads one answer frame; `None` when the broker closed the
 /// connection instead.
-async fn exchange(stream: &mut tokio::net::TcpStream, body: &[u8]) -> Option<Vec<u8>> {
+pub(crate) async fn exchange(stream: &mut tokio::net::TcpStream, body: &[u8]) -> Option<Vec<u8>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(&(body.len() as i32).to_be_bytes()).await.ok()?;
     stream.write_all(body).await.ok()?;
@@ -65,7 +65,7 @@ async fn exchange(stream: &mut tokio::net::TcpStream, body: &[u8]) -> Option<Vec
 }
 
 /// An encoded request: header (of the version `api` takes at `version`) then `body`.
-fn request<R: kafka_protocol::protocol::Encodable>(api: ApiKey, version: i16, id: i32, body: &R) -> Vec<u8> {
+pub(crate) fn request<R: kafka_protocol::protocol::Encodable>(api: ApiKey, version: i16, id: i32, body: &R) -> Vec<u8> {
     use kafka_protocol::messages::RequestHeader;
     use kafka_protocol::protocol::Encodable;
     let mut out = bytes::BytesMut::new();

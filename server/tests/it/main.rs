@@ -32,6 +32,7 @@ mod hostile;
 mod idempotence;
 mod janusd_binary;
 mod kafka_face;
+mod kafka_fetch;
 mod kafka_groups;
 mod kafka_wire;
 mod layers;

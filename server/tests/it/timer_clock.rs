@@ -41,7 +41,7 @@ async fn delivered(core: &Core) -> Vec<janus_api::Record> {
     };
     match core.fetch(None, request).await.unwrap().data {
         Fetched::Records(r) => r,
-        Fetched::Batches { .. } => unreachable!("asked for records"),
+        Fetched::Batches { .. } | Fetched::File { .. } => unreachable!("asked for records"),
     }
 }
 

@@ -375,7 +375,7 @@ impl Core {
         let record = match read {
             Ok(r) => match r.data {
                 Fetched::Records(v) => v.into_iter().find(|r| r.offset == offset),
-                Fetched::Batches { .. } => None,
+                Fetched::Batches { .. } | Fetched::File { .. } => None,
             },
             Err(e) if matches!(e.code(), ErrorCode::OffsetOutOfRange | ErrorCode::UnknownTopic) => None,
             Err(e) => return Err(e),

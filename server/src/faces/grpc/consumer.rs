@@ -134,7 +134,13 @@ async fn run_subscription(
                 return;
             }
         };
-        let resp = fetch_response(read);
+        let resp = match fetch_response(read) {
+            Ok(resp) => resp,
+            Err(e) => {
+                slot.send((Err(to_status(e)), None));
+                return;
+            }
+        };
         let bytes = response_bytes(&resp);
         let own_permits = bytes.clamp(1, read_ahead.bytes.min(u32::MAX as u64)) as u32;
         let held = tokio::select! {
@@ -177,7 +183,7 @@ impl ConsumerService {
             tags: req.tags,
             format: record_format(req.format).map_err(to_status)?,
         };
-        self.core.fetch(connection, req).await.map(fetch_response).map_err(to_status)
+        self.core.fetch(connection, req).await.and_then(fetch_response).map_err(to_status)
     }
 
     async fn subscribe_one(&self, req: v1::SubscribeRequest) -> Result<SubscriptionStream, Status> {

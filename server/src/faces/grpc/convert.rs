@@ -84,13 +84,17 @@ pub fn consumed(r: Record) -> v1::ConsumedMessage {
     }
 }
 
-/// A fetch result as the API returns it.
-pub fn fetch_response(f: FetchResult) -> v1::FetchResponse {
+/// A fetch result as the API returns it. This face never asks for a file range ([`RecordFormat::Shipped`]);
+/// one would be read into memory here, which can fail as any read of the file can.
+pub fn fetch_response(f: FetchResult) -> Result<v1::FetchResponse, BrokerError> {
     let (messages, record_batches) = match f.data {
         Fetched::Records(records) => (records.into_iter().map(consumed).collect(), bytes::Bytes::new()),
         Fetched::Batches { bytes, .. } => (Vec::new(), bytes),
+        Fetched::File { file, position, len, .. } => {
+            (Vec::new(), janus_api::ReadSlice::File { file, position, len, next_offset: f.next_offset }.to_bytes()?)
+        }
     };
-    v1::FetchResponse {
+    Ok(v1::FetchResponse {
         topic: f.topic,
         partition: f.partition,
         messages,
@@ -99,7 +103,7 @@ pub fn fetch_response(f: FetchResult) -> v1::FetchResponse {
         log_end_offset: f.log_end,
         record_batches,
         from_offset: f.from_offset,
-    }
+    })
 }
 
 /// The core's record format for the API's (unknown values are refused).

@@ -63,6 +63,8 @@ pub const SERVED: &[Served] = &[
 pub enum Handled {
     /// The response frame (header and body, without the size).
     Answer(Bytes),
+    /// The response frame in parts: bytes and file ranges sent with `sendfile(2)` (Fetch).
+    Parts(super::parts::Parts),
     /// Nothing to send (Produce with `acks` 0).
     NoAnswer,
     /// The request cannot be answered: close the connection, saying why in the log.
@@ -131,7 +133,10 @@ pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr,
     match api {
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, |_r| api_versions(0)),
         ApiKey::Metadata => serve!(MetadataRequest, |r| metadata::answer(core, ctx, &r, version).await),
-        ApiKey::Fetch => serve!(FetchRequest, |r| fetch::answer(core, Some(peer), r).await),
+        ApiKey::Fetch => match FetchRequest::decode(&mut buf, version) {
+            Ok(req) => fetch::answer(core, Some(peer), id, version, req).await,
+            Err(e) => Handled::Close(format!("malformed Fetch v{version} request: {e}")),
+        },
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, |r| offsets::answer(core, r).await),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, |r| producer_id::answer(core, r).await),
         ApiKey::Produce => match ProduceRequest::decode(&mut buf, version) {

@@ -1,6 +1,8 @@
 //! One Kafka connection: a 4-byte big-endian size, then the request; answers go back in request order
 //! (one request at a time, as a Kafka broker processes a connection's requests). A frame that is negative,
 //! larger than the face's limit or that cannot be decoded closes this connection alone, with a log line.
+//! A response in parts (Fetch) goes out with `writev(2)` for its bytes and `sendfile(2)` for its file
+//! ranges; if a file ends before its range, the connection is closed, as its frame size is already sent.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use tokio::net::TcpStream;
 
 use super::KafkaContext;
 use super::apis::{self, Handled};
+use super::parts;
 
 /// Serves one connection until the client closes it, a frame is refused, or the broker shuts down.
 pub async fn serve(core: Core, ctx: Arc<KafkaContext>, mut stream: TcpStream, peer: SocketAddr) {
@@ -48,6 +51,17 @@ pub async fn serve(core: Core, ctx: Arc<KafkaContext>, mut stream: TcpStream, pe
         match answer {
             Handled::Answer(bytes) => {
                 if write_frame(&mut stream, &bytes).await.is_err() {
+                    return;
+                }
+            }
+            Handled::Parts(parts) => {
+                // Only the bytes in memory count against the budgets: file ranges go from the page cache.
+                let Ok(_held) = core.limiter().acquire(Some(peer), parts.in_memory_len()).await else { return };
+                if let Err(e) = parts::write_frame(&stream, &parts).await {
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                        // The frame's size is sent: a short frame would desynchronise the client.
+                        tracing::warn!(%peer, error = %e, "Kafka: a stored range ended early; closing the connection");
+                    }
                     return;
                 }
             }

@@ -7,6 +7,8 @@
 //! | [`apis`] | which APIs and versions this face serves (ApiVersions), and the dispatch |
 //! | [`metadata`] | Metadata: this broker, the topics and their partitions |
 //! | [`fetch`] | Fetch: stored batches per partition, long-polling when there is nothing |
+//! | [`fetch_frame`] | the Fetch response written as framing bytes around each partition's records |
+//! | [`parts`] | a response frame in parts (bytes, file ranges) and its writer (`writev`, `sendfile`) |
 //! | [`offsets`] | ListOffsets: earliest, latest, by timestamp |
 //! | [`producer_id`] | InitProducerId: ids and epochs of the idempotent producer |
 //! | [`produce`] | Produce: record batches to the core's batch path |
@@ -22,9 +24,11 @@ pub mod commits;
 pub mod connection;
 pub mod errors;
 pub mod fetch;
+pub mod fetch_frame;
 pub mod groups;
 pub mod metadata;
 pub mod offsets;
+pub mod parts;
 pub mod produce;
 pub mod producer_id;
 
