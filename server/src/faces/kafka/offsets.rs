@@ -1,5 +1,5 @@
 //! ListOffsets 1-7: per partition the earliest (-2) or latest (-1) offset, or the first offset at or after
-//! a timestamp.
+//! a timestamp (-1 when no message is that late, as in Kafka).
 
 use janus_core::{Core, Position};
 use kafka_protocol::messages::ListOffsetsRequest;
@@ -23,7 +23,7 @@ pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse
             let entry =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1);
             let resolved = match u32::try_from(p.partition_index) {
-                Ok(partition) => core.resolve_position(&name, partition, at).await,
+                Ok(partition) => resolve(core, &name, partition, at).await,
                 Err(_) => {
                     Err(janus_core::BrokerError::new(janus_core::ErrorCode::UnknownPartition, "negative partition"))
                 }
@@ -36,4 +36,16 @@ pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse
         topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The offset of `partition` at `at`; for a timestamp later than every message, -1 (Kafka's "no such
+/// message", which clients' `offsets_for_times` turn into none), not the end of the log.
+async fn resolve(core: &Core, topic: &str, partition: u32, at: Position) -> Result<i64, janus_core::BrokerError> {
+    let offset = core.resolve_position(topic, partition, at).await?;
+    if matches!(at, Position::Timestamp(_))
+        && offset >= core.resolve_position(topic, partition, Position::Latest).await?
+    {
+        return Ok(-1);
+    }
+    Ok(offset)
 }
