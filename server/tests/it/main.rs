@@ -31,6 +31,7 @@ mod groups;
 mod hostile;
 mod idempotence;
 mod janusd_binary;
+mod kafka_clients;
 mod kafka_face;
 mod layers;
 mod limits_metrics;
