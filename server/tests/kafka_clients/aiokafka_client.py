@@ -11,7 +11,7 @@ import os
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from common import emit, parse_args, text, time_left
+from common import emit, parse_args, summarize, text, time_left
 
 SCENARIOS = ["produce", "consume", "group", "group-resume", "offsets-for-times", "idempotent", "create-topics"]
 # Short timeouts, so that a failure shows in seconds rather than minutes.
@@ -31,7 +31,7 @@ async def produce(args, values, **extra):
         await producer.stop()
     errors = [repr(f.exception()) for f in done if f.exception() is not None]
     errors += ["not delivered in time"] * len(pending)
-    return len(done) - len([f for f in done if f.exception() is not None]), errors
+    return len(done) - len([f for f in done if f.exception() is not None]), summarize(errors)
 
 
 async def scenario_produce(args):

@@ -48,3 +48,11 @@ def time_left(args):
 def text(raw):
     """Bytes as text (None stays None)."""
     return None if raw is None else raw.decode("utf-8", "replace")
+
+
+def summarize(errors):
+    """Each distinct error once, with how many times it came (a failing run can fail every message)."""
+    counts = {}
+    for e in errors:
+        counts[e] = counts.get(e, 0) + 1
+    return [e if n == 1 else f"{e} (x{n})" for e, n in counts.items()]

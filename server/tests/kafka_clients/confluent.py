@@ -6,7 +6,7 @@ Usage: confluent.py --bootstrap HOST:PORT --scenario SCENARIO --topic T [...]; s
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from common import emit, log, parse_args, text, time_left
+from common import emit, log, parse_args, summarize, text, time_left
 
 SCENARIOS = ["produce", "consume", "group", "group-resume", "offsets-for-times", "idempotent", "create-topics"]
 # Short timeouts, so that a failure shows in seconds rather than minutes.
@@ -35,7 +35,7 @@ def produce(args, values, extra):
     left = producer.flush(time_left(args))
     if left:
         errors.append(f"{left} messages not delivered in time")
-    return acked[0], errors
+    return acked[0], summarize(errors)
 
 
 def scenario_produce(args):

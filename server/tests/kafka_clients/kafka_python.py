@@ -9,7 +9,7 @@ import os
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from common import emit, log, parse_args, text, time_left
+from common import emit, log, parse_args, summarize, text, time_left
 
 SCENARIOS = ["produce", "consume", "group", "group-resume", "offsets-for-times", "idempotent", "create-topics"]
 # Short timeouts, so that a failure shows in seconds rather than minutes.
@@ -31,7 +31,7 @@ def produce(args, values, **extra):
         else:
             errors.append("not delivered in time")
     producer.close(timeout=5)
-    return acked, errors
+    return acked, summarize(errors)
 
 
 def scenario_produce(args):
