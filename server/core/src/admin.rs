@@ -78,4 +78,28 @@ impl Core {
             .await?;
         Ok((topic, partitions))
     }
+
+    /// Advances one partition's log start to `before` (Kafka's DeleteRecords; -1: the log end), so the
+    /// records below it can no longer be read and their files go at the next retention pass. Returns the new
+    /// log start. An offset past the log end is OFFSET_OUT_OF_RANGE; one at or below the start changes nothing.
+    pub async fn delete_records(&self, topic: &str, partition: u32, before: i64) -> Result<i64, BrokerError> {
+        let topic = self.topic(topic)?;
+        let tp = topic.check_partition(partition)?;
+        if before < -1 {
+            return Err(BrokerError::new(
+                crate::error::ErrorCode::OffsetOutOfRange,
+                format!(
+                    "cannot delete records before offset {before}: give an offset of 0 or more, or -1 for the log end"
+                ),
+            ));
+        }
+        self.blocking(move |r| {
+            let engine = r.engine(topic.engine);
+            let before = if before == -1 { engine.offsets(&tp)?.log_end } else { before };
+            let start = engine.delete_records_before(&tp, before)?;
+            tracing::info!(topic = %tp.topic, partition = tp.partition, log_start = start, "records deleted");
+            Ok(start)
+        })
+        .await
+    }
 }

@@ -83,6 +83,9 @@ pub enum ErrorCode {
     UnknownTransaction = 32,
     /// The transaction was already decided (committed, rolled back, or discarded after its checks).
     InvalidTransactionState = 33,
+    /// The metadata committed with an offset is longer than the broker keeps (Kafka's
+    /// `offset.metadata.max.bytes`, 4096).
+    OffsetMetadataTooLarge = 34,
 }
 
 impl ErrorCode {
@@ -127,6 +130,7 @@ impl ErrorCode {
             ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
             ErrorCode::UnknownTransaction => "UNKNOWN_TRANSACTION",
             ErrorCode::InvalidTransactionState => "INVALID_TRANSACTION_STATE",
+            ErrorCode::OffsetMetadataTooLarge => "OFFSET_METADATA_TOO_LARGE",
         }
     }
 }
@@ -260,6 +264,7 @@ mod tests {
             (ErrorCode::UnknownProducerId, 31),
             (ErrorCode::UnknownTransaction, 32),
             (ErrorCode::InvalidTransactionState, 33),
+            (ErrorCode::OffsetMetadataTooLarge, 34),
         ];
         for (code, n) in expected {
             assert_eq!(code.number(), n, "{code}");

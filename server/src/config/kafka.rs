@@ -16,11 +16,19 @@ pub struct KafkaSection {
     pub listen: SocketAddr,
     /// `kafka.advertised`: the `host:port` Metadata gives clients; empty: the bound address.
     pub advertised: String,
+    /// `kafka.auto_create_topics`: Metadata creates the topics it is asked for that do not exist, on the
+    /// default engine with the default partitions (Kafka's `auto.create.topics.enable`; on by default).
+    pub auto_create_topics: bool,
 }
 
 impl Default for KafkaSection {
     fn default() -> Self {
-        KafkaSection { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9092)), advertised: String::new() }
+        KafkaSection {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertised: String::new(),
+            auto_create_topics: true,
+        }
     }
 }
 

@@ -30,6 +30,8 @@
 //! | `[messaging] timer_max_delay_ms`, `timer_precision_ms` | `JANUS_MESSAGING__TIMER_MAX_DELAY_MS`, ... | `timer.max.delay.ms`, `timer.precision.ms` |
 //! | `[messaging] default_invisible_ms`, `min_invisible_ms`, `max_invisible_ms` | `JANUS_MESSAGING__...` | receive's invisible duration: default 60 s, 10 s to 12 h |
 //! | `[messaging] max_reconsume_times`, `max_inflight_leases` | `JANUS_MESSAGING__...` | `max.reconsume.times` (16); leased messages across the broker |
+//! | `[kafka] enabled`, `listen`, `advertised` | `JANUS_KAFKA__LISTEN`, ... | the Kafka listener: on, `127.0.0.1:9092`, the address Metadata gives (the bound one) |
+//! | `[kafka] auto_create_topics` | `JANUS_KAFKA__AUTO_CREATE_TOPICS` | Kafka's `auto.create.topics.enable` (on) |
 //!
 //! `[topic_defaults]` holds a broker-wide default for every per-topic key (`partitions` and the keys of
 //! [`janus_api::config::TOPIC_CONFIG_KEYS`]); a key's `.` is written `_` (`flush_policy`, `retention_ms`,

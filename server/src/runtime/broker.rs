@@ -92,7 +92,7 @@ impl Broker {
         let mut listeners = vec![grpc];
         if config.kafka.enabled {
             let advertised = Some(config.kafka.advertised.clone()).filter(|a| !a.is_empty());
-            let face = KafkaFace::new(advertised, config.limits.max_request_bytes);
+            let face = KafkaFace::new(advertised, config.limits.max_request_bytes, config.kafka.auto_create_topics);
             listeners.push(Listener { face: Box::new(face), addr: config.kafka.listen });
         }
         Broker::start_with(config, listeners).await

@@ -17,11 +17,21 @@ struct Snapshot {
     state: GroupState,
     generation: i32,
     protocol: String,
+    protocol_type: String,
     assignor: String,
     mode: GroupMode,
     members: Vec<MemberDescription>,
     /// (topic, partition) -> owner, and every subscribed partition.
     owners: BTreeMap<(String, u32), Option<String>>,
+}
+
+/// A group's protocol type: its classic members', `janus` when broker-assigned, empty without members.
+fn protocol_type(g: &Group) -> String {
+    match &g.protocol {
+        Some(Protocol::Classic { protocol_type, .. }) => protocol_type.clone(),
+        Some(Protocol::Assigned { .. }) => "janus".to_string(),
+        None => String::new(),
+    }
 }
 
 fn snapshot(g: &Group) -> Snapshot {
@@ -65,6 +75,7 @@ fn snapshot(g: &Group) -> Snapshot {
         state: g.state,
         generation: g.generation,
         protocol: protocol_name(g.protocol.as_ref()).to_string(),
+        protocol_type: protocol_type(g),
         assignor,
         mode: g.mode(),
         members,
@@ -146,6 +157,7 @@ impl Core {
             state: GroupState::Empty,
             generation: 0,
             protocol: String::new(),
+            protocol_type: String::new(),
             assignor: String::new(),
             mode: GroupMode::Clustering,
             members: Vec::new(),
@@ -156,6 +168,7 @@ impl Core {
             state: snap.state,
             generation: snap.generation,
             protocol: snap.protocol,
+            protocol_type: snap.protocol_type,
             assignor: snap.assignor,
             mode: snap.mode,
             members: snap.members,
@@ -172,6 +185,7 @@ impl Core {
                 state: g.state,
                 members: g.members.len(),
                 protocol: protocol_name(g.protocol.as_ref()).to_string(),
+                protocol_type: protocol_type(g),
             })
             .into_iter()
             .map(|l| (l.group.clone(), l))
@@ -184,6 +198,7 @@ impl Core {
                 state: GroupState::Empty,
                 members: 0,
                 protocol: String::new(),
+                protocol_type: String::new(),
             });
         }
         Ok(listings.into_values().collect())

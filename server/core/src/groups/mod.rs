@@ -29,5 +29,5 @@ pub use assignor::{Assignment, AssignmentInput, Assignor, MemberSubscription};
 pub use config::GroupConfig;
 pub use coordinator::Coordinator;
 pub use membership::{MAX_OWNED_PARTITIONS, MAX_SUBSCRIBED_TOPICS};
-pub use offsets::validate_group_name;
+pub use offsets::{MAX_OFFSET_METADATA_BYTES, OffsetCommit, validate_group_name};
 pub use protocol::*;

@@ -22,6 +22,20 @@ use crate::fetch::{Position, resolve};
 use crate::metrics;
 use crate::topics::{Registry, Topic};
 
+/// The most bytes of metadata kept with one committed offset (Kafka's `offset.metadata.max.bytes` default).
+pub const MAX_OFFSET_METADATA_BYTES: usize = 4096;
+
+/// One partition's committed offset with the metadata committed with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OffsetCommit {
+    /// The partition.
+    pub partition: u32,
+    /// The next offset to read.
+    pub offset: i64,
+    /// What the committer stored with it (empty when nothing).
+    pub metadata: String,
+}
+
 /// Checks a group name: 1 to 255 bytes (the metadata store's rule).
 pub fn validate_group_name(group: &str) -> Result<(), BrokerError> {
     crate::meta::validate_group_name(group).map_err(BrokerError::invalid)
@@ -53,24 +67,55 @@ impl Core {
         offsets: &[(u32, i64)],
         member: Option<&CommitAs>,
     ) -> Result<(), BrokerError> {
+        let entries: Vec<OffsetCommit> = offsets
+            .iter()
+            .map(|&(partition, offset)| OffsetCommit { partition, offset, metadata: String::new() })
+            .collect();
+        self.commit_offsets_with_metadata(group, topic, &entries, member).await
+    }
+
+    /// Commits offsets of `topic` for `group`, each with its metadata (at most [`MAX_OFFSET_METADATA_BYTES`];
+    /// Kafka's OffsetCommit carries it and OffsetFetch gives it back).
+    pub async fn commit_offsets_with_metadata(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[OffsetCommit],
+        member: Option<&CommitAs>,
+    ) -> Result<(), BrokerError> {
         validate_group_name(group)?;
         let topic = self.topic(topic)?;
-        let partitions: Vec<u32> = offsets.iter().map(|(p, _)| *p).collect();
+        let partitions: Vec<u32> = offsets.iter().map(|o| o.partition).collect();
         let namespace = self.commit_namespace(group, &topic.name, &partitions, member)?;
-        for &(partition, offset) in offsets {
-            topic.check_partition(partition)?;
-            if offset < 0 {
+        for o in offsets {
+            topic.check_partition(o.partition)?;
+            if o.offset < 0 {
                 return Err(BrokerError::invalid(format!(
-                    "offset {offset} for partition {partition} is negative: commit the next offset to read (0 or more)"
+                    "offset {} for partition {} is negative: commit the next offset to read (0 or more)",
+                    o.offset, o.partition
                 )));
+            }
+            if o.metadata.len() > MAX_OFFSET_METADATA_BYTES {
+                return Err(BrokerError::new(
+                    ErrorCode::OffsetMetadataTooLarge,
+                    format!(
+                        "the metadata committed with partition {}'s offset is {} bytes; at most {MAX_OFFSET_METADATA_BYTES} \
+                         are kept",
+                        o.partition,
+                        o.metadata.len()
+                    ),
+                ));
             }
         }
         if offsets.is_empty() {
             return Ok(());
         }
-        let (group, pairs) = (namespace, offsets.to_vec());
+        let (group, entries) = (namespace, offsets.to_vec());
         self.blocking(move |r| {
-            r.meta().commit_offsets(&group, &topic.name, &pairs, now_ms())?;
+            let stored: Vec<(u32, i64, &str)> =
+                entries.iter().map(|o| (o.partition, o.offset, o.metadata.as_str())).collect();
+            r.meta().commit_offsets_with_metadata(&group, &topic.name, &stored, now_ms())?;
+            let pairs: Vec<(u32, i64)> = entries.iter().map(|o| (o.partition, o.offset)).collect();
             update_lag(r, &group, &topic, &pairs);
             Ok(())
         })
@@ -84,6 +129,17 @@ impl Core {
         topic: &str,
         member_id: Option<&str>,
     ) -> Result<Vec<(u32, i64)>, BrokerError> {
+        let offsets = self.committed_offsets_with_metadata(group, topic, member_id).await?;
+        Ok(offsets.into_iter().map(|o| (o.partition, o.offset)).collect())
+    }
+
+    /// The offsets `group` committed for `topic`, by partition, each with the metadata committed with it.
+    pub async fn committed_offsets_with_metadata(
+        &self,
+        group: &str,
+        topic: &str,
+        member_id: Option<&str>,
+    ) -> Result<Vec<OffsetCommit>, BrokerError> {
         validate_group_name(group)?;
         let topic = self.topic(topic)?;
         let namespace = member_id
@@ -96,7 +152,24 @@ impl Core {
             .flatten();
         let (group, name) = (namespace.unwrap_or_else(|| group.to_string()), topic.name.clone());
         let offsets = self.blocking(move |r| Ok(r.meta().group_offsets(&group, Some(&name))?)).await?;
-        Ok(offsets.into_iter().filter(|o| o.partition < topic.partitions).map(|o| (o.partition, o.offset)).collect())
+        Ok(offsets
+            .into_iter()
+            .filter(|o| o.partition < topic.partitions)
+            .map(|o| OffsetCommit { partition: o.partition, offset: o.offset, metadata: o.metadata })
+            .collect())
+    }
+
+    /// Every offset `group` committed (on live topics), by topic then partition, with its metadata: Kafka's
+    /// OffsetFetch for all topics.
+    pub async fn all_committed_offsets(&self, group: &str) -> Result<Vec<(String, OffsetCommit)>, BrokerError> {
+        validate_group_name(group)?;
+        let name = group.to_string();
+        let offsets = self.blocking(move |r| Ok(r.meta().group_offsets(&name, None)?)).await?;
+        Ok(offsets
+            .into_iter()
+            .filter(|o| self.topic(&o.topic).is_ok_and(|t| o.partition < t.partitions))
+            .map(|o| (o.topic, OffsetCommit { partition: o.partition, offset: o.offset, metadata: o.metadata }))
+            .collect())
     }
 
     /// Commits `to` (required: `None` is refused once the group and topic are known good) for `group` on

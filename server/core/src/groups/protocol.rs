@@ -268,6 +268,9 @@ pub struct GroupDescription {
     pub generation: i32,
     /// `janus` (broker-assigned), `classic`, or empty when it has no members.
     pub protocol: String,
+    /// Classic groups: the protocol type their members joined with (`consumer` for Kafka consumers);
+    /// `janus` for broker-assigned groups; empty when the group has no members.
+    pub protocol_type: String,
     /// Broker-assigned: the assignor. Classic: the chosen protocol name.
     pub assignor: String,
     /// Clustering or broadcasting.
@@ -289,4 +292,6 @@ pub struct GroupListing {
     pub members: usize,
     /// `janus`, `classic` or empty.
     pub protocol: String,
+    /// The protocol type (see [`GroupDescription::protocol_type`]).
+    pub protocol_type: String,
 }

@@ -109,6 +109,8 @@ pub struct CommittedOffset {
     pub partition: u32,
     /// The committed offset (the next message the group will read).
     pub offset: i64,
+    /// What the committer stored with it (Kafka's offset metadata); empty when none.
+    pub metadata: String,
 }
 
 /// The RocksDB-backed metadata store.
@@ -145,12 +147,14 @@ fn parse_offset_entry(key: &[u8], value: &[u8]) -> Option<CommittedOffset> {
     let sep = rest.iter().position(|b| *b == 0)?;
     let group = std::str::from_utf8(&rest[..sep]).ok()?;
     let topic = std::str::from_utf8(&rest[sep + 1..]).ok()?;
-    let offset = i64::from_be_bytes(value.try_into().ok()?);
+    // The value: the offset (8 bytes, big-endian), then the metadata's UTF-8 bytes, if any.
+    let (offset, metadata) = value.split_at_checked(8)?;
     Some(CommittedOffset {
         group: group.to_string(),
         topic: topic.to_string(),
         partition: u32::from_be_bytes(partition.try_into().ok()?),
-        offset,
+        offset: i64::from_be_bytes(offset.try_into().ok()?),
+        metadata: std::str::from_utf8(metadata).ok()?.to_string(),
     })
 }
 
@@ -247,6 +251,19 @@ impl MetaStore {
         offsets: &[(u32, i64)],
         now_ms: i64,
     ) -> Result<(), MetaError> {
+        let entries: Vec<(u32, i64, &str)> = offsets.iter().map(|&(p, o)| (p, o, "")).collect();
+        self.commit_offsets_with_metadata(group, topic, &entries, now_ms)
+    }
+
+    /// Commits `(partition, offset, metadata)` of `group` for `topic` and updates the group's state, durably
+    /// and atomically.
+    pub fn commit_offsets_with_metadata(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(u32, i64, &str)],
+        now_ms: i64,
+    ) -> Result<(), MetaError> {
         let cf_offsets = self.cf(CF_GROUP_OFFSETS)?;
         let cf_state = self.cf(CF_GROUP_STATE)?;
         let state = match self.group_state(group)? {
@@ -254,8 +271,11 @@ impl MetaStore {
             None => GroupState { created_ms: now_ms, updated_ms: now_ms, max_reconsume_times: None },
         };
         let mut batch = WriteBatch::default();
-        for (partition, offset) in offsets {
-            batch.put_cf(cf_offsets, offset_key(group, topic, *partition), offset.to_be_bytes());
+        for (partition, offset, metadata) in offsets {
+            let mut value = Vec::with_capacity(8 + metadata.len());
+            value.extend_from_slice(&offset.to_be_bytes());
+            value.extend_from_slice(metadata.as_bytes());
+            batch.put_cf(cf_offsets, offset_key(group, topic, *partition), value);
         }
         let value = serde_json::to_vec(&state).map_err(|e| MetaError::Corrupt {
             what: CF_GROUP_STATE,

@@ -36,7 +36,8 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::InvalidSessionTimeout
         | ErrorCode::InvalidDelivery
         | ErrorCode::InvalidReceiptHandle
-        | ErrorCode::InvalidInvisibleTime => Code::InvalidArgument,
+        | ErrorCode::InvalidInvisibleTime
+        | ErrorCode::OffsetMetadataTooLarge => Code::InvalidArgument,
         ErrorCode::UnknownMessage | ErrorCode::UnknownProducerId | ErrorCode::UnknownTransaction => Code::NotFound,
         // The producer must not retry as is: it is fenced, or it lost sequence (it starts again with a new
         // producer id).

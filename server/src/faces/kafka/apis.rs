@@ -5,15 +5,15 @@ use bytes::{Bytes, BytesMut};
 use janus_core::Core;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FetchRequest, InitProducerIdRequest, ListOffsetsRequest,
-    MetadataRequest, ProduceRequest, RequestHeader, ResponseHeader,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest, HeartbeatRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProduceRequest, RequestHeader, ResponseHeader, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-use super::{KafkaContext, fetch, metadata, offsets, produce, producer_id};
-
-/// Kafka's UNSUPPORTED_VERSION error code.
-pub const UNSUPPORTED_VERSION: i16 = 35;
+use super::errors::UNSUPPORTED_VERSION;
+use super::{Caller, KafkaContext, admin, commits, fetch, groups, metadata, offsets, produce, producer_id};
 
 /// One API served: the versions ApiVersions advertises (`advertised_min..=max`) and those it decodes
 /// (`min..=max`); a request of an advertised version below `min` closes its connection.
@@ -43,6 +43,19 @@ pub const SERVED: &[Served] = &[
     served_as(ApiKey::Metadata, 0, 0, 12),
     served_as(ApiKey::ApiVersions, 0, 0, 3),
     served_as(ApiKey::InitProducerId, 0, 0, 4),
+    served_as(ApiKey::FindCoordinator, 0, 0, 4),
+    served_as(ApiKey::JoinGroup, 0, 0, 9),
+    served_as(ApiKey::SyncGroup, 0, 0, 5),
+    served_as(ApiKey::Heartbeat, 0, 0, 4),
+    served_as(ApiKey::LeaveGroup, 0, 0, 5),
+    served_as(ApiKey::OffsetCommit, 2, 2, 8),
+    served_as(ApiKey::OffsetFetch, 1, 1, 8),
+    served_as(ApiKey::ListGroups, 0, 0, 5),
+    served_as(ApiKey::DescribeGroups, 0, 0, 5),
+    served_as(ApiKey::CreateTopics, 2, 2, 7),
+    served_as(ApiKey::DeleteTopics, 1, 1, 6),
+    served_as(ApiKey::DescribeConfigs, 1, 1, 4),
+    served_as(ApiKey::DeleteRecords, 0, 0, 2),
 ];
 
 /// What handling one frame gave.
@@ -105,27 +118,22 @@ pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr,
         Err(e) => return Handled::Close(format!("malformed {api:?} v{version} request header: {e}")),
     };
     let id = header.correlation_id;
+    let caller = Caller { peer, client_id: header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default() };
+    // Decodes the body as `$request`, then encodes what `$answer` (which may use `$r`) gives.
+    macro_rules! serve {
+        ($request:ty, |$r:ident| $answer:expr) => {
+            match <$request>::decode(&mut buf, version) {
+                Ok($r) => encode(id, api, version, &$answer),
+                Err(e) => Handled::Close(format!("malformed {api:?} v{version} request: {e}")),
+            }
+        };
+    }
     match api {
-        ApiKey::ApiVersions => match ApiVersionsRequest::decode(&mut buf, version) {
-            Ok(_) => encode(id, api, version, &api_versions(0)),
-            Err(e) => Handled::Close(format!("malformed ApiVersions v{version} request: {e}")),
-        },
-        ApiKey::Metadata => match MetadataRequest::decode(&mut buf, version) {
-            Ok(req) => encode(id, api, version, &metadata::answer(core, ctx, &req, version)),
-            Err(e) => Handled::Close(format!("malformed Metadata v{version} request: {e}")),
-        },
-        ApiKey::Fetch => match FetchRequest::decode(&mut buf, version) {
-            Ok(req) => encode(id, api, version, &fetch::answer(core, Some(peer), req).await),
-            Err(e) => Handled::Close(format!("malformed Fetch v{version} request: {e}")),
-        },
-        ApiKey::ListOffsets => match ListOffsetsRequest::decode(&mut buf, version) {
-            Ok(req) => encode(id, api, version, &offsets::answer(core, req).await),
-            Err(e) => Handled::Close(format!("malformed ListOffsets v{version} request: {e}")),
-        },
-        ApiKey::InitProducerId => match InitProducerIdRequest::decode(&mut buf, version) {
-            Ok(req) => encode(id, api, version, &producer_id::answer(core, req).await),
-            Err(e) => Handled::Close(format!("malformed InitProducerId v{version} request: {e}")),
-        },
+        ApiKey::ApiVersions => serve!(ApiVersionsRequest, |_r| api_versions(0)),
+        ApiKey::Metadata => serve!(MetadataRequest, |r| metadata::answer(core, ctx, &r, version).await),
+        ApiKey::Fetch => serve!(FetchRequest, |r| fetch::answer(core, Some(peer), r).await),
+        ApiKey::ListOffsets => serve!(ListOffsetsRequest, |r| offsets::answer(core, r).await),
+        ApiKey::InitProducerId => serve!(InitProducerIdRequest, |r| producer_id::answer(core, r).await),
         ApiKey::Produce => match ProduceRequest::decode(&mut buf, version) {
             Ok(req) => match produce::answer(core, Some(peer), req).await {
                 Some(answer) => encode(id, api, version, &answer),
@@ -133,6 +141,19 @@ pub async fn handle(core: &Core, ctx: &KafkaContext, peer: std::net::SocketAddr,
             },
             Err(e) => Handled::Close(format!("malformed Produce v{version} request: {e}")),
         },
+        ApiKey::FindCoordinator => serve!(FindCoordinatorRequest, |r| groups::find_coordinator(ctx, &r, version)),
+        ApiKey::JoinGroup => serve!(JoinGroupRequest, |r| groups::join(core, &caller, r, version).await),
+        ApiKey::SyncGroup => serve!(SyncGroupRequest, |r| groups::sync(core, r).await),
+        ApiKey::Heartbeat => serve!(HeartbeatRequest, |r| groups::heartbeat(core, r).await),
+        ApiKey::LeaveGroup => serve!(LeaveGroupRequest, |r| groups::leave(core, r, version).await),
+        ApiKey::ListGroups => serve!(ListGroupsRequest, |r| groups::list(core, &r).await),
+        ApiKey::DescribeGroups => serve!(DescribeGroupsRequest, |r| groups::describe(core, r).await),
+        ApiKey::OffsetCommit => serve!(OffsetCommitRequest, |r| commits::commit(core, r).await),
+        ApiKey::OffsetFetch => serve!(OffsetFetchRequest, |r| commits::fetch(core, r, version).await),
+        ApiKey::CreateTopics => serve!(CreateTopicsRequest, |r| admin::create_topics(core, r).await),
+        ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, |r| admin::delete_topics(core, r, version).await),
+        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, |r| admin::describe_configs(core, r)),
+        ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, |r| admin::delete_records(core, r).await),
         other => Handled::Close(format!("{other:?} is not served")),
     }
 }

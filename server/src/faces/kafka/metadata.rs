@@ -1,7 +1,9 @@
 //! Metadata: this broker as the only one (node 0, also the controller: kafkajs's idempotent producer needs
 //! one), and every topic asked for (all of them when the request names none), each partition led by node 0.
-//! A name the broker does not have gets UNKNOWN_TOPIC_OR_PARTITION; Janus's internal topics (`%RETRY%...`,
-//! `%DLQ%...`) are marked internal.
+//! A name the broker does not have is created when `kafka.auto_create_topics` is on and the request allows
+//! it (always before v4, as Kafka brokers do), on the broker's default engine with the default partitions;
+//! else it gets UNKNOWN_TOPIC_OR_PARTITION (INVALID_TOPIC_EXCEPTION for a name no topic may have). Janus's
+//! internal topics (`%RETRY%...`, `%DLQ%...`) are marked internal.
 
 use janus_core::Core;
 use kafka_protocol::messages::metadata_response::{
@@ -11,9 +13,8 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use super::KafkaContext;
+use super::errors::{INVALID_TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
 
-/// Kafka's UNKNOWN_TOPIC_OR_PARTITION error code.
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// This broker's node id.
 pub const NODE_ID: i32 = 0;
 /// The cluster id Metadata reports.
@@ -38,8 +39,37 @@ fn topic_entry(name: &str, partitions: u32) -> MetadataResponseTopic {
         .with_topic_authorized_operations(NO_OPERATIONS)
 }
 
+fn missing_topic(name: &str, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_topic_authorized_operations(NO_OPERATIONS)
+}
+
+/// The entry of one topic asked for by name, creating it first when allowed.
+async fn named_topic(core: &Core, name: &str, auto_create: bool) -> MetadataResponseTopic {
+    if let Ok(t) = core.topic(name) {
+        return topic_entry(&t.name, t.partitions);
+    }
+    if !auto_create {
+        return missing_topic(name, UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    match core.create_topic(name.to_string(), None, 0, Default::default()).await {
+        Ok(t) => {
+            tracing::info!(topic = %name, "Kafka: topic auto-created by Metadata");
+            topic_entry(&t.name, t.partitions)
+        }
+        Err(e) if e.code() == janus_core::ErrorCode::TopicExists => match core.topic(name) {
+            Ok(t) => topic_entry(&t.name, t.partitions),
+            Err(_) => missing_topic(name, UNKNOWN_TOPIC_OR_PARTITION),
+        },
+        Err(e) if e.code() == janus_core::ErrorCode::InvalidArgument => missing_topic(name, INVALID_TOPIC),
+        Err(e) => missing_topic(name, super::errors::kafka_error(&e)),
+    }
+}
+
 /// The answer to `req` (of `version`).
-pub fn answer(core: &Core, ctx: &KafkaContext, req: &MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn answer(core: &Core, ctx: &KafkaContext, req: &MetadataRequest, version: i16) -> MetadataResponse {
     let (host, port) = &ctx.advertised;
     let broker = MetadataResponseBroker::default()
         .with_node_id(BrokerId(NODE_ID))
@@ -53,16 +83,14 @@ pub fn answer(core: &Core, ctx: &KafkaContext, req: &MetadataRequest, version: i
     };
     let topics = match wanted {
         None => core.topics().iter().map(|t| topic_entry(&t.name, t.partitions)).collect(),
-        Some(names) => names
-            .iter()
-            .map(|name| match core.topic(name) {
-                Ok(t) => topic_entry(&t.name, t.partitions),
-                Err(_) => MetadataResponseTopic::default()
-                    .with_error_code(UNKNOWN_TOPIC_OR_PARTITION)
-                    .with_name(Some(TopicName(StrBytes::from_string(name.clone()))))
-                    .with_topic_authorized_operations(NO_OPERATIONS),
-            })
-            .collect(),
+        Some(names) => {
+            let auto_create = ctx.auto_create_topics && (version < 4 || req.allow_auto_topic_creation);
+            let mut topics = Vec::with_capacity(names.len());
+            for name in &names {
+                topics.push(named_topic(core, name, auto_create).await);
+            }
+            topics
+        }
     };
     MetadataResponse::default()
         .with_brokers(vec![broker])

@@ -10,19 +10,26 @@
 //! | [`offsets`] | ListOffsets: earliest, latest, by timestamp |
 //! | [`producer_id`] | InitProducerId: ids and epochs of the idempotent producer |
 //! | [`produce`] | Produce: record batches to the core's batch path |
+//! | [`groups`] | the classic group protocol: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, ListGroups, DescribeGroups |
+//! | [`commits`] | OffsetCommit and OffsetFetch |
+//! | [`admin`] | CreateTopics, DeleteTopics, DescribeConfigs, DeleteRecords |
 //!
 //! Decoding and encoding use the `kafka-protocol` crate; every decision is the core's.
 
+pub mod admin;
 pub mod apis;
+pub mod commits;
 pub mod connection;
 pub mod errors;
 pub mod fetch;
+pub mod groups;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod producer_id;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -38,6 +45,24 @@ pub struct KafkaContext {
     pub advertised: (String, i32),
     /// The largest request frame accepted; a larger one closes its connection.
     pub max_frame_bytes: usize,
+    /// Whether Metadata creates the topics it is asked for that do not exist (`kafka.auto_create_topics`).
+    pub auto_create_topics: bool,
+}
+
+/// Who sent a request: the connection's peer and the client id of the request header.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The peer address.
+    pub peer: SocketAddr,
+    /// The request header's client id (empty when none).
+    pub client_id: String,
+}
+
+impl Caller {
+    /// The client host as Kafka's tools show it (`/127.0.0.1`).
+    pub fn host(&self) -> String {
+        format!("/{}", self.peer.ip())
+    }
 }
 
 /// The Kafka face (see the module docs).
@@ -45,16 +70,17 @@ pub struct KafkaContext {
 pub struct KafkaFace {
     advertised: Option<String>,
     max_frame_bytes: usize,
+    auto_create_topics: bool,
 }
 
 impl KafkaFace {
     /// The face's name in logs and in the listening line.
     pub const NAME: &'static str = "Kafka";
 
-    /// A face that advertises `advertised` (`host:port`; `None`: the address it binds) and accepts frames of
-    /// at most `max_frame_bytes`.
-    pub fn new(advertised: Option<String>, max_frame_bytes: usize) -> Self {
-        KafkaFace { advertised, max_frame_bytes }
+    /// A face that advertises `advertised` (`host:port`; `None`: the address it binds), accepts frames of
+    /// at most `max_frame_bytes` and creates topics Metadata asks for when `auto_create_topics`.
+    pub fn new(advertised: Option<String>, max_frame_bytes: usize, auto_create_topics: bool) -> Self {
+        KafkaFace { advertised, max_frame_bytes, auto_create_topics }
     }
 }
 
@@ -81,7 +107,11 @@ impl Face for KafkaFace {
                 Some(a) => split_host_port(a).ok_or_else(|| format!("kafka.advertised '{a}' is not host:port"))?,
                 None => (local.ip().to_string(), i32::from(local.port())),
             };
-            let ctx = Arc::new(KafkaContext { advertised, max_frame_bytes: self.max_frame_bytes });
+            let ctx = Arc::new(KafkaContext {
+                advertised,
+                max_frame_bytes: self.max_frame_bytes,
+                auto_create_topics: self.auto_create_topics,
+            });
             let mut shutdown = core.shutdown_signal();
             let mut connections = tokio::task::JoinSet::new();
             loop {

@@ -5,10 +5,7 @@
 use janus_core::Core;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::errors::kafka_error;
-
-/// Kafka's INVALID_REQUEST error code.
-pub const INVALID_REQUEST: i16 = 42;
+use super::errors::{INVALID_REQUEST, kafka_error};
 
 /// The answer to `req`.
 pub async fn answer(core: &Core, req: InitProducerIdRequest) -> InitProducerIdResponse {
