@@ -178,6 +178,7 @@ fn flags(pairs: &[(&str, String)]) -> Vec<String> {
 /// One message a client printed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Consumed {
+    /// The group member that read it (`a`, `b`, `c`), if read in a group.
     member: Option<String>,
     partition: i64,
     offset: i64,
@@ -186,6 +187,7 @@ struct Consumed {
 }
 
 impl Consumed {
+    /// From a `message` line.
     fn from_json(v: &Value) -> Consumed {
         Consumed {
             member: v["member"].as_str().map(str::to_owned),
@@ -335,7 +337,7 @@ async fn every_client_produces_with_every_codec_and_consumes_back_in_order() {
                 assert_eq!(offsets, (0..ms.len() as i64).collect::<Vec<_>>(), "{}: partition {p}", consumed.what);
             }
             if engine == Engine::Segment {
-                let seen = stored_codecs(&client, &topic).await;
+                let seen = stored_codecs(&client, &topic, PARTITIONS).await;
                 // Stored byte-exact: each codec's batches come back compressed with it.
                 for (bits, codec) in CODECS.iter().enumerate() {
                     assert!(seen.contains(&(bits as i16)), "{kc:?}: {codec} batch stored as sent: {seen:?}");
@@ -347,24 +349,11 @@ async fn every_client_produces_with_every_codec_and_consumes_back_in_order() {
     broker.shutdown().await.unwrap();
 }
 
-/// The compression codecs (attribute bits) of the batches stored in `topic`'s partitions.
-async fn stored_codecs(client: &Client, topic: &str) -> BTreeSet<i16> {
+/// The compression codecs (attribute bits) of the batches stored in `topic`'s `partitions`.
+async fn stored_codecs(client: &Client, topic: &str, partitions: u32) -> BTreeSet<i16> {
     let mut seen = BTreeSet::new();
-    for partition in 0..3 {
-        let raw = client
-            .fetch(v1::FetchRequest {
-                topic: topic.into(),
-                partition,
-                offset: 0,
-                max_bytes: 4 << 20,
-                format: v1::RecordFormat::Batches as i32,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        for batch in janus_codec::batch::split_batches(&raw.record_batches) {
-            seen.insert(batch.unwrap().0.attributes & 7);
-        }
+    for partition in 0..partitions {
+        seen.extend(stored_headers(client, topic, partition).await.iter().map(|h| h.attributes & 7));
     }
     seen
 }
@@ -550,7 +539,7 @@ async fn every_idempotent_producer_survives_a_cut_connection_without_duplicates(
             "{}: each message once, in order",
             out.what
         );
-        let headers = stored_headers(&client, &topic).await;
+        let headers = stored_headers(&client, &topic, 0).await;
         assert!(
             headers.iter().all(|h| h.producer_id >= 0),
             "{}: every batch from the idempotent producer: {headers:?}",
@@ -560,12 +549,12 @@ async fn every_idempotent_producer_survives_a_cut_connection_without_duplicates(
     broker.shutdown().await.unwrap();
 }
 
-/// The headers of the batches stored in partition 0 of `topic`.
-async fn stored_headers(client: &Client, topic: &str) -> Vec<janus_codec::batch::BatchHeader> {
+/// The headers of the batches stored in `partition` of `topic`, read through the gRPC face.
+async fn stored_headers(client: &Client, topic: &str, partition: u32) -> Vec<janus_codec::batch::BatchHeader> {
     let raw = client
         .fetch(v1::FetchRequest {
             topic: topic.into(),
-            partition: 0,
+            partition,
             offset: 0,
             max_bytes: 4 << 20,
             format: v1::RecordFormat::Batches as i32,
@@ -594,7 +583,7 @@ async fn every_client_consumes_in_a_group_of_two_and_resumes_from_its_commit() {
             let mut args = flags(&common);
             args.extend(flags(&[("count", WAVE.to_string()), ("count2", WAVE.to_string())]));
             let out = run(kc, kafka, "group", args).await;
-            check_group_run(&out, PARTITIONS);
+            check_group_run(&out, PARTITIONS, WAVE);
             // A third wave, read by a new member from the committed offsets.
             produce_direct(&client, &topic, PARTITIONS, &wave("w3", WAVE), |_| 0).await;
             let mut args = flags(&common);
@@ -620,7 +609,7 @@ async fn every_client_consumes_in_a_group_of_two_and_resumes_from_its_commit() {
 
 /// The checks of one `group` run: both members got partitions, each message of both waves was read once
 /// across them, the second member read some of the second wave, and the commits cover everything read.
-fn check_group_run(out: &Output, partitions: u32) {
+fn check_group_run(out: &Output, partitions: u32, wave_size: usize) {
     let stable = out.one("stable");
     let a = stable["assignments"]["a"].as_array().map_or(0, Vec::len);
     let b = stable["assignments"]["b"].as_array().map_or(0, Vec::len);
@@ -630,13 +619,13 @@ fn check_group_run(out: &Output, partitions: u32) {
     let messages = out.messages();
     let mut values: Vec<String> = messages.iter().map(|m| m.value.clone()).collect();
     values.sort();
-    let mut want = [wave("w1", 40), wave("w2", 40)].concat();
+    let mut want = [wave("w1", wave_size), wave("w2", wave_size)].concat();
     want.sort();
     assert_eq!(values, want, "{}: each message once across the two members", out.what);
     let b_second_wave =
         messages.iter().filter(|m| m.member.as_deref() == Some("b") && m.value.starts_with("w2")).count();
     assert!(b_second_wave > 0, "{}: the member that joined read part of the second wave", out.what);
-    let per_partition = 80 / partitions as i64;
+    let per_partition = (2 * wave_size) as i64 / partitions as i64;
     for (p, ms) in by_partition(&messages) {
         let mut offsets: Vec<i64> = ms.iter().map(|m| m.offset).collect();
         offsets.sort_unstable();

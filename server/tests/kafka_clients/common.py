@@ -2,6 +2,8 @@
 
 Each script runs one scenario against a Kafka bootstrap address and prints one JSON object per line on
 stdout (the Rust test, server/tests/it/kafka_clients.rs, asserts on them); diagnostics go to stderr.
+With KAFKA_CLIENT_DEBUG=1 in the environment, the client's own debug log goes to stderr too (the test
+shows the end of stderr when a run fails).
 """
 
 import argparse

@@ -3,6 +3,8 @@
 Usage: confluent.py --bootstrap HOST:PORT --scenario SCENARIO --topic T [...]; see common.parse_args.
 """
 
+import os
+
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -11,6 +13,8 @@ from common import emit, log, parse_args, summarize, text, time_left
 SCENARIOS = ["produce", "consume", "group", "group-resume", "offsets-for-times", "idempotent", "create-topics"]
 # Short timeouts, so that a failure shows in seconds rather than minutes.
 BASE = {"socket.timeout.ms": 10000, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500}
+if os.environ.get("KAFKA_CLIENT_DEBUG"):
+    BASE["debug"] = "protocol,broker,cgrp"
 
 
 def produce(args, values, extra):
