@@ -148,6 +148,8 @@ pub mod codes {
     pub const UNKNOWN_TRANSACTION: u16 = 32;
     /// The transaction was already committed, rolled back or discarded.
     pub const INVALID_TRANSACTION_STATE: u16 = 33;
+    /// The metadata committed with an offset is longer than the broker keeps (4096 bytes).
+    pub const OFFSET_METADATA_TOO_LARGE: u16 = 34;
 }
 
 /// The canonical upper-case name of a gRPC code (`NOT_FOUND`, `OUT_OF_RANGE`, ...).

@@ -33,6 +33,8 @@ mod idempotence;
 mod janusd_binary;
 mod kafka_clients;
 mod kafka_face;
+mod kafka_groups;
+mod kafka_wire;
 mod layers;
 mod limits_metrics;
 mod messaging;
