@@ -9,6 +9,7 @@ shows the end of stderr when a run fails).
 import argparse
 import json
 import sys
+import threading
 import time
 
 
@@ -30,10 +31,15 @@ def parse_args(scenarios):
     return args
 
 
+_EMIT_LOCK = threading.Lock()
+
+
 def emit(event, **fields):
-    """Prints one result line."""
+    """Prints one result line (in one write, so lines from several threads never interleave)."""
     fields["event"] = event
-    print(json.dumps(fields), flush=True)
+    with _EMIT_LOCK:
+        sys.stdout.write(json.dumps(fields) + "\n")
+        sys.stdout.flush()
 
 
 def log(*parts):

@@ -5,6 +5,8 @@ Usage: kafka_python.py --bootstrap HOST:PORT --scenario SCENARIO --topic T [...]
 
 import logging
 import os
+import threading
+import time
 
 from kafka import ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -103,35 +105,58 @@ def stable(assignments, partitions):
     return a and b and sorted(a + b) == list(range(partitions))
 
 
+class Member(threading.Thread):
+    """Polls one consumer on its own thread until told to stop, counting what it read.
+
+    Each member polls on its own thread with a long timeout: kafka-python 3.0.12 loses the assignment of a
+    rebalance that a poll's timeout interrupts (the join task finishes, but need_rejoin() is already False
+    so its result is never applied), and a member's JoinGroup waits for the other member to rejoin, which
+    only happens in that member's own poll.
+    """
+
+    def __init__(self, consumer, name):
+        super().__init__(daemon=True)
+        self.consumer, self.name, self.got, self.stop = consumer, name, 0, threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.got += poll_once(self.consumer, self.name, 1000)
+
+
+def wait_for(args, done):
+    """Waits until `done()` holds or the scenario's time is up."""
+    while not done() and time_left(args) > 0:
+        time.sleep(0.02)
+
+
 def scenario_group(args):
     assignments = {}
-    a = group_member(args, "a", assignments)
-    got = 0
-    while got < args.count and time_left(args) > 0:
-        got += poll_once(a, "a", 200)
-    b = group_member(args, "b", assignments)
-    while not stable(assignments, args.partitions) and time_left(args) > 0:
-        for consumer, name in ((a, "a"), (b, "b")):
-            got += poll_once(consumer, name, 50)
+    a = Member(group_member(args, "a", assignments), "a")
+    a.start()
+    wait_for(args, lambda: a.got >= args.count)
+    b = Member(group_member(args, "b", assignments), "b")
+    b.start()
+    wait_for(args, lambda: stable(assignments, args.partitions))
     emit("stable", assignments=assignments)
     values = [(i % args.partitions, f"k{i}", f"w2-{i}") for i in range(args.count2)]
     acked, errors = produce(args, values, linger_ms=5)
     emit("produced", acked=acked, errors=errors)
-    while got < args.count + args.count2 and time_left(args) > 0:
-        for consumer, name in ((a, "a"), (b, "b")):
-            got += poll_once(consumer, name, 50)
-    offsets = {str(p): a.committed(TopicPartition(args.topic[0], p)) for p in range(args.partitions)}
+    wait_for(args, lambda: a.got + b.got >= args.count + args.count2)
+    for member in (a, b):
+        member.stop.set()
+        member.join()
+    offsets = {str(p): a.consumer.committed(TopicPartition(args.topic[0], p)) for p in range(args.partitions)}
     emit("committed", offsets={p: -1001 if o is None else o for p, o in offsets.items()})
-    a.close()
-    b.close()
-    emit("done", count=got)
+    a.consumer.close()
+    b.consumer.close()
+    emit("done", count=a.got + b.got)
 
 
 def scenario_group_resume(args):
     c = group_member(args, "c", {})
     got = 0
     while got < args.count and time_left(args) > 0:
-        got += poll_once(c, "c", 200)
+        got += poll_once(c, "c", 1000)
     c.close()
     emit("done", count=got)
 
