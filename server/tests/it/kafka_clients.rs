@@ -539,6 +539,8 @@ async fn every_idempotent_producer_survives_a_cut_connection_without_duplicates(
             "{}: each message once, in order",
             out.what
         );
+        let duplicates = duplicates_refused(broker.metrics_addr(), &topic).await;
+        assert!(duplicates >= 1, "{}: the batch whose answer was cut came again and was recognised", out.what);
         let headers = stored_headers(&client, &topic, 0).await;
         assert!(
             headers.iter().all(|h| h.producer_id >= 0),
@@ -547,6 +549,14 @@ async fn every_idempotent_producer_survives_a_cut_connection_without_duplicates(
         );
     }
     broker.shutdown().await.unwrap();
+}
+
+/// How many retried batches of an idempotent producer the broker recognised in `topic` (and did not
+/// store again): `janus_producer_duplicates_total` from its metrics endpoint.
+async fn duplicates_refused(metrics: SocketAddr, topic: &str) -> u64 {
+    let text = crate::common::scrape(metrics).await;
+    let series = format!("janus_producer_duplicates_total{{topic=\"{topic}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().unwrap())
 }
 
 /// The headers of the batches stored in `partition` of `topic`, read through the gRPC face.
