@@ -388,13 +388,15 @@ async fn every_client_lists_offsets_by_time() {
             for (ts, offset) in asked {
                 // kafkajs answers the end of the log where no message is that late.
                 let offset = if offset == -1 && kc == KafkaClient::Kafkajs { PER_PARTITION } else { offset };
-                let found: Vec<(i64, i64)> = out
-                    .of("offset")
-                    .iter()
-                    .filter(|l| l["timestamp"] == ts)
-                    .map(|l| (l["partition"].as_i64().unwrap(), l["offset"].as_i64().unwrap()))
-                    .collect();
+                let lines: Vec<&Value> = out.of("offset").into_iter().filter(|l| l["timestamp"] == ts).collect();
+                let found: Vec<(i64, i64)> =
+                    lines.iter().map(|l| (l["partition"].as_i64().unwrap(), l["offset"].as_i64().unwrap())).collect();
                 assert_eq!(found, vec![(0, offset), (1, offset)], "{}: at {ts}", out.what);
+                // The Python clients also give the found message's timestamp (message j is at T0 + j s).
+                if matches!(kc, KafkaClient::KafkaPython | KafkaClient::Aiokafka) {
+                    let want = if offset >= 0 { serde_json::json!(T0 + offset * 1000) } else { Value::Null };
+                    assert!(lines.iter().all(|l| l["found_timestamp"] == want), "{}: at {ts}: {lines:?}", out.what);
+                }
             }
             let marks: Vec<(i64, i64)> = out
                 .of("watermarks")

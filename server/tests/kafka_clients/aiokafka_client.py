@@ -147,7 +147,8 @@ async def scenario_offsets_for_times(args):
     for ts in (int(t) for t in args.timestamps.split(",")):
         found = await consumer.offsets_for_times({tp: ts for tp in partitions})
         for tp, at in sorted(found.items()):
-            emit("offset", timestamp=ts, partition=tp.partition, offset=-1 if at is None else at.offset)
+            emit("offset", timestamp=ts, partition=tp.partition, offset=-1 if at is None else at.offset,
+                 found_timestamp=None if at is None else at.timestamp)
     lows, highs = await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)
     for tp in partitions:
         emit("watermarks", partition=tp.partition, low=lows[tp], high=highs[tp])
