@@ -6,7 +6,8 @@
 //! topic creation through each client's admin API.
 //!
 //! The clients are installed by `scripts/setup` under the shared target dir; a missing one fails the test
-//! with that instruction (nothing is skipped).
+//! with that instruction (nothing is skipped). A failing run shows the end of the client's stderr; with
+//! `KAFKA_CLIENT_DEBUG=1` in the environment that holds the client's protocol log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;

@@ -156,7 +156,7 @@ def scenario_group_resume(args):
     c = group_member(args, "c", {})
     got = 0
     while got < args.count and time_left(args) > 0:
-        got += poll_once(c, "c", 1000)
+        got += poll_once(c, "c", 3000)  # long: see Member
     c.close()
     emit("done", count=got)
 
