@@ -170,11 +170,12 @@ fn split_client_batches(
     Ok(out)
 }
 
-/// The batch's idempotent-producer fields: `None` when it has no producer id (all three fields -1).
+/// The batch's idempotent-producer fields: `None` when it has no producer id (-1). Without one, the epoch
+/// and the sequence are not looked at, as in Kafka: aiokafka sends base sequence 0 in every batch of a
+/// producer that is not idempotent.
 fn producer_fields(h: &janus_codec::batch::BatchHeader) -> Result<Option<ProducerBatch>, String> {
     match (h.producer_id, h.producer_epoch, h.base_sequence) {
-        (-1, -1, -1) => Ok(None),
-        (-1, ..) => Err("a batch without a producer id must have producer epoch and base sequence -1".into()),
+        (-1, ..) => Ok(None),
         (id, epoch, seq) if id >= 0 && epoch >= 0 && seq >= 0 => {
             if h.last_offset_delta < 0 || i64::from(h.records_count) != i64::from(h.last_offset_delta) + 1 {
                 return Err(format!(
@@ -538,8 +539,10 @@ mod tests {
         assert!(producer_fields(&h).is_err(), "more sequences than records");
         (h.last_offset_delta, h.base_sequence) = (2, -4);
         assert!(producer_fields(&h).is_err(), "a negative sequence");
-        (h.producer_id, h.base_sequence) = (-1, 5);
-        assert!(producer_fields(&h).is_err(), "a sequence without a producer");
+        (h.producer_id, h.producer_epoch, h.base_sequence) = (-1, -1, 0);
+        assert_eq!(producer_fields(&h), Ok(None), "a sequence without a producer is not looked at (aiokafka)");
+        (h.producer_id, h.producer_epoch, h.base_sequence) = (-2, 0, 0);
+        assert!(producer_fields(&h).is_err(), "a negative producer id other than -1");
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod groups;
 mod hostile;
 mod idempotence;
 mod janusd_binary;
+mod kafka_clients;
 mod kafka_face;
 mod kafka_fetch;
 mod kafka_groups;

@@ -1,7 +1,7 @@
-//! ListOffsets 1-7: per partition the earliest (-2) or latest (-1) offset, or the first offset at or after
-//! a timestamp.
+//! ListOffsets 1-7: per partition the earliest (-2) or latest (-1) offset, or the first message at or after
+//! a timestamp with its timestamp (offset -1 when no message is that late, as in Kafka).
 
-use janus_core::{Core, Position};
+use janus_core::{BrokerError, Core, FetchRequest, Fetched, Position, RecordFormat};
 use kafka_protocol::messages::ListOffsetsRequest;
 use kafka_protocol::messages::ListOffsetsResponse;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
@@ -23,17 +23,41 @@ pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse
             let entry =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1);
             let resolved = match u32::try_from(p.partition_index) {
-                Ok(partition) => core.resolve_position(&name, partition, at).await,
-                Err(_) => {
-                    Err(janus_core::BrokerError::new(janus_core::ErrorCode::UnknownPartition, "negative partition"))
-                }
+                Ok(partition) => resolve(core, &name, partition, at).await,
+                Err(_) => Err(BrokerError::new(janus_core::ErrorCode::UnknownPartition, "negative partition")),
             };
             partitions.push(match resolved {
-                Ok(offset) => entry.with_offset(offset),
+                Ok((offset, timestamp)) => entry.with_offset(offset).with_timestamp(timestamp),
                 Err(e) => entry.with_error_code(kafka_error(&e)).with_offset(-1),
             });
         }
         topics.push(ListOffsetsTopicResponse::default().with_name(topic.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The offset of `partition` at `at`, and for a lookup by time the timestamp of the message found (-1
+/// otherwise); for a timestamp later than every message, offset and timestamp -1 (Kafka's "no such
+/// message", which clients' `offsets_for_times` turn into none), not the end of the log.
+async fn resolve(core: &Core, topic: &str, partition: u32, at: Position) -> Result<(i64, i64), BrokerError> {
+    let offset = core.resolve_position(topic, partition, at).await?;
+    if !matches!(at, Position::Timestamp(_)) {
+        return Ok((offset, -1));
+    }
+    // The message found (a read returns at least one, whatever its size); none at the end of the log.
+    let read = FetchRequest {
+        topic: topic.to_owned(),
+        partition,
+        offset,
+        max_bytes: 1,
+        max_wait_ms: 0,
+        tags: Vec::new(),
+        format: RecordFormat::Records,
+    };
+    Ok(match core.fetch(None, read).await?.data {
+        Fetched::Records(records) => {
+            records.iter().find(|r| r.offset >= offset).map_or((-1, -1), |r| (r.offset, r.timestamp_ms))
+        }
+        Fetched::Batches { .. } => (offset, -1),
+    })
 }
