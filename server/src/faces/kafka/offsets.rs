@@ -58,6 +58,6 @@ async fn resolve(core: &Core, topic: &str, partition: u32, at: Position) -> Resu
         Fetched::Records(records) => {
             records.iter().find(|r| r.offset >= offset).map_or((-1, -1), |r| (r.offset, r.timestamp_ms))
         }
-        Fetched::Batches { .. } => (offset, -1),
+        Fetched::Batches { .. } | Fetched::File { .. } => (offset, -1),
     })
 }
