@@ -377,6 +377,19 @@ async fn kafka_admin_creates_describes_trims_and_deletes_topics_on_both_engines(
         assert_eq!(r.topics[0].partitions[0].error_code, 1, "{topic}: past the end is OFFSET_OUT_OF_RANGE");
         let r: DeleteRecordsResponse = k.call(ApiKey::DeleteRecords, 0, &delete(-1)).await;
         assert_eq!(r.topics[0].partitions[0].low_watermark, 10, "{topic}: -1 is the high watermark");
+        let list = |timestamp: i64| {
+            ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+                list_offsets_request::ListOffsetsTopic::default().with_name(TopicName(s(topic))).with_partitions(vec![
+                    list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_timestamp(timestamp),
+                ]),
+            ])
+        };
+        let earliest: ListOffsetsResponse = k.call(ApiKey::ListOffsets, 7, &list(-2)).await;
+        assert_eq!(earliest.topics[0].partitions[0].offset, 10, "{topic}: the log start moved");
+        let max_timestamp: ListOffsetsResponse = k.call(ApiKey::ListOffsets, 7, &list(-3)).await;
+        assert_eq!(max_timestamp.topics[0].partitions[0].error_code, 35, "{topic}: -3 is refused, not guessed");
         let d = client.describe_topic(topic).await.unwrap();
         assert_eq!(d.partitions[0].log_start_offset, 10, "{topic}");
     }

@@ -1,12 +1,14 @@
 //! ListOffsets 1-7: per partition the earliest (-2) or latest (-1) offset, or the first message at or after
-//! a timestamp with its timestamp (offset -1 when no message is that late, as in Kafka).
+//! a timestamp with its timestamp (offset -1 when no message is that late, as in Kafka). The other special
+//! timestamps (-3, the message with the largest timestamp, KIP-734; -4 and -5 of tiered storage) are
+//! refused per partition with UNSUPPORTED_VERSION: the engines keep no index that answers them.
 
 use janus_core::{BrokerError, Core, FetchRequest, Fetched, Position, RecordFormat};
 use kafka_protocol::messages::ListOffsetsRequest;
 use kafka_protocol::messages::ListOffsetsResponse;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 
-use super::errors::kafka_error;
+use super::errors::{UNSUPPORTED_VERSION, kafka_error};
 
 /// The answer to `req`.
 pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -15,13 +17,17 @@ pub async fn answer(core: &Core, req: ListOffsetsRequest) -> ListOffsetsResponse
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for p in topic.partitions {
+            let entry =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1);
             let at = match p.timestamp {
                 -2 => Position::Earliest,
                 -1 => Position::Latest,
+                ts if ts < 0 => {
+                    partitions.push(entry.with_error_code(UNSUPPORTED_VERSION).with_offset(-1));
+                    continue;
+                }
                 ts => Position::Timestamp(ts),
             };
-            let entry =
-                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1);
             let resolved = match u32::try_from(p.partition_index) {
                 Ok(partition) => resolve(core, &name, partition, at).await,
                 Err(_) => Err(BrokerError::new(janus_core::ErrorCode::UnknownPartition, "negative partition")),
