@@ -147,7 +147,7 @@ pub(crate) fn encode_slice(slice: &ReadSlice) -> Result<Bytes, StorageError> {
 /// that starts inside it gives its other records as a batch without producer fields.
 pub(crate) fn encode_as_batches(records: &[Record], marks: &[Option<ProducerMark>]) -> Result<Bytes, StorageError> {
     let mark_at = |i: usize| marks.get(i).copied().flatten();
-    let mut out = Vec::new();
+    let mut built_batches = Vec::new();
     let mut start = 0;
     while start < records.len() {
         let mark = mark_at(start);
@@ -172,8 +172,18 @@ pub(crate) fn encode_as_batches(records: &[Record], marks: &[Option<ProducerMark
             }
             None => RecordBatch::build_with_offsets(base, last_offset_delta, run, Compression::None)?,
         };
-        out.extend_from_slice(built.as_bytes());
+        built_batches.push(built.into_bytes());
         start = end;
+    }
+    // One batch (the common case: no producer marks, no gaps) is returned as built; several are joined
+    // into one buffer sized once, not grown by doubling (E2b: growing it page-faulted and copied a fresh
+    // buffer per Fetch).
+    if built_batches.len() == 1 {
+        return Ok(built_batches.swap_remove(0));
+    }
+    let mut out = Vec::with_capacity(built_batches.iter().map(Bytes::len).sum());
+    for b in &built_batches {
+        out.extend_from_slice(b);
     }
     Ok(Bytes::from(out))
 }
