@@ -30,7 +30,7 @@ fn quick_mode_runs_every_scenario_on_both_engines_and_reports() {
         .expect("janus-exp runs");
     assert!(status.success(), "janus-exp run --quick failed: {status}");
     let names = scenario_names();
-    assert_eq!(names.len(), 13, "E1-E11, E2b and E5b each have a scenario file: {names:?}");
+    assert_eq!(names.len(), 14, "E1-E11, E2b, E2c and E5b each have a scenario file: {names:?}");
     let report = std::fs::read_to_string(out.path().join("runs/ci/report.md")).expect("report.md written");
     for name in &names {
         let jsonl = std::fs::read_to_string(out.path().join(name).join("ci.jsonl")).expect("results written");

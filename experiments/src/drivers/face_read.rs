@@ -42,7 +42,7 @@ struct Stored {
 }
 
 /// The `--set` values of the broker for `workload` (the commitlog's index sizes of the in-process cases).
-fn broker_sets(workload: &Workload) -> Vec<String> {
+pub(crate) fn broker_sets(workload: &Workload) -> Vec<String> {
     let mut sets = vec!["commitlog.index_slots=65536".to_string(), "commitlog.index_entries=1048576".to_string()];
     if let Some(staged) = workload.staged_writes {
         sets.push(format!("commitlog.staged_writes={staged}"));
@@ -104,21 +104,43 @@ pub fn consume(engine_name: &str, dir: &Path, workload: &Workload) -> Result<BTr
     Ok(m)
 }
 
-/// Creates the workload's topics on `engine_name` and produces `workload.messages` to them through gRPC,
-/// `producers` requests at a time, round-robin over the partitions.
+/// Creates the workload's topics on `engine_name` and produces `workload.messages` to them through gRPC
+/// (see [`produce_grpc`]); returns what was stored, checked against what was acknowledged.
 async fn produce(url: &str, engine_name: &str, workload: &Workload) -> Result<Stored> {
     let client = Client::connect(url).await.context("connecting to janusd")?;
+    let partitions = create_topics(&client, engine_name, workload).await?;
+    let (messages, payload_bytes) = produce_grpc(&client, &partitions, workload).await?;
+    let partitions = stored(&client, &partitions, messages).await?;
+    Ok(Stored { partitions, messages, payload_bytes })
+}
+
+/// Creates the workload's topics (`t0`, `t1`, ...) on `engine_name`; returns every (topic, partition).
+pub(crate) async fn create_topics(
+    client: &Client,
+    engine_name: &str,
+    workload: &Workload,
+) -> Result<Vec<(String, u32)>> {
     let mut partitions = Vec::new();
     for t in 0..workload.topics {
         let name = format!("t{t}");
-        create_topic(&client, &name, engine_name, workload.partitions, workload).await?;
+        create_topic(client, &name, engine_name, workload.partitions, workload).await?;
         for p in 0..workload.partitions {
             partitions.push((name.clone(), p));
         }
     }
+    Ok(partitions)
+}
+
+/// Produces `workload.messages` through gRPC, `producers` requests at a time (one client-built batch to one
+/// partition each, round-robin over `partitions`); returns the messages and payload bytes acknowledged.
+pub(crate) async fn produce_grpc(
+    client: &Client,
+    partitions: &[(String, u32)],
+    workload: &Workload,
+) -> Result<(u64, u64)> {
     let reqs = requests(workload);
     let total = workload.messages.div_ceil(workload.messages_per_batch() as u64);
-    let partitions = Arc::new(partitions);
+    let partitions = Arc::new(partitions.to_vec());
     let next = Arc::new(AtomicU64::new(0));
     let (messages, payload) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut tasks = Vec::new();
@@ -147,8 +169,13 @@ async fn produce(url: &str, engine_name: &str, workload: &Workload) -> Result<St
     for task in tasks {
         task.await??;
     }
+    Ok((messages.load(Ordering::Relaxed), payload.load(Ordering::Relaxed)))
+}
+
+/// Every partition's stored range, checked to hold exactly the `acknowledged` messages.
+pub(crate) async fn stored(client: &Client, partitions: &[(String, u32)], acknowledged: u64) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
-    for (topic, partition) in partitions.iter() {
+    for (topic, partition) in partitions {
         let response = client
             .fetch(pb::FetchRequest { topic: topic.clone(), partition: *partition, max_bytes: 1, ..Default::default() })
             .await
@@ -161,9 +188,11 @@ async fn produce(url: &str, engine_name: &str, workload: &Workload) -> Result<St
         });
     }
     let stored_messages: i64 = targets.iter().map(|t| t.end - t.offset).sum();
-    let messages = messages.load(Ordering::Relaxed);
-    ensure!(u64::try_from(stored_messages)? == messages, "stored {stored_messages} messages, acknowledged {messages}");
-    Ok(Stored { partitions: targets, messages, payload_bytes: payload.load(Ordering::Relaxed) })
+    ensure!(
+        u64::try_from(stored_messages)? == acknowledged,
+        "stored {stored_messages} messages, acknowledged {acknowledged}"
+    );
+    Ok(targets)
 }
 
 /// The partitions of consumer `i` of `consumers`.

@@ -6,14 +6,15 @@
 //! one past the last record of the last whole batch it got. It decodes no record: only the batch headers
 //! (base offset, length, last offset delta), so its CPU stays small beside the broker's.
 
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
 use anyhow::{Context, Result, bail, ensure};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::messages::{ApiKey, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::kafka_frames::{receive, send};
 
 /// The Fetch version sent.
 const VERSION: i16 = 12;
@@ -56,14 +57,13 @@ pub fn read_to_end(addr: SocketAddr, mut targets: Vec<Target>, partition_max_byt
     stream.set_nodelay(true)?;
     let mut read = Consumed::default();
     let mut correlation_id = 0;
-    // One receive buffer for every response: a fresh multi-megabyte buffer each time would be page-faulted in
-    // again, a cost of this load generator, not of the broker.
+    // One receive buffer for every response (see `kafka_frames::receive`).
     let mut buffer = BytesMut::new();
     targets.retain(|t| t.offset < t.end);
     while !targets.is_empty() {
         correlation_id += 1;
-        send(&mut stream, correlation_id, &request(&targets, partition_max_bytes))?;
-        let response = receive(&mut stream, &mut buffer, correlation_id)?;
+        send(&mut stream, ApiKey::Fetch, VERSION, correlation_id, &request(&targets, partition_max_bytes))?;
+        let response: FetchResponse = receive(&mut stream, &mut buffer, ApiKey::Fetch, VERSION, correlation_id)?;
         read.requests += 1;
         let mut progressed = false;
         for topic in &response.responses {
@@ -106,37 +106,6 @@ fn request(targets: &[Target], partition_max_bytes: i32) -> FetchRequest {
         }
     }
     FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(MAX_BYTES).with_topics(topics)
-}
-
-/// Sends `body` as a Fetch request frame.
-fn send(stream: &mut TcpStream, correlation_id: i32, body: &FetchRequest) -> Result<()> {
-    let mut frame = BytesMut::new();
-    frame.extend_from_slice(&[0; 4]);
-    RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("janus-exp")))
-        .encode(&mut frame, ApiKey::Fetch.request_header_version(VERSION))?;
-    body.encode(&mut frame, VERSION)?;
-    let size = i32::try_from(frame.len() - 4)?;
-    frame[..4].copy_from_slice(&size.to_be_bytes());
-    stream.write_all(&frame).context("sending a Fetch request")
-}
-
-/// Reads one response frame into `buffer` and decodes it (checking its correlation id). The response's
-/// records point into `buffer`'s memory, which the next call reuses once they are dropped.
-fn receive(stream: &mut TcpStream, buffer: &mut BytesMut, correlation_id: i32) -> Result<FetchResponse> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).context("reading a Fetch response's size")?;
-    let size = usize::try_from(i32::from_be_bytes(size)).context("a negative response size")?;
-    buffer.clear();
-    buffer.resize(size, 0);
-    stream.read_exact(&mut buffer[..]).context("reading a Fetch response")?;
-    let mut buf: Bytes = buffer.split().freeze();
-    let header = ResponseHeader::decode(&mut buf, ApiKey::Fetch.response_header_version(VERSION))?;
-    ensure!(header.correlation_id == correlation_id, "correlation id {} for {correlation_id}", header.correlation_id);
-    FetchResponse::decode(&mut buf, VERSION)
 }
 
 /// Walks the whole batches in `records` (a partial last batch is ignored, as clients do): the records at or

@@ -1,10 +1,13 @@
 //! Workload drivers: each runs one case (one point of a scenario on one engine) and returns its metrics.
 
 pub mod face_read;
+pub mod face_write;
 pub mod grpc;
 pub mod inproc;
 pub mod janusd;
 pub mod kafka_fetch;
+pub mod kafka_frames;
+pub mod kafka_produce;
 pub mod produce_modes;
 pub mod read;
 pub mod rebalance;
@@ -38,6 +41,7 @@ pub fn run(
         (Kind::Produce, Access::Grpc) => grpc::produce(engine, dir, workload),
         (Kind::Consume | Kind::Fanout, Access::Inproc) => inproc::consume(engine, dir, workload),
         (Kind::Consume, Access::Janusd) => face_read::consume(engine, dir, workload),
+        (Kind::Produce, Access::Janusd) => face_write::produce(engine, dir, workload),
         (Kind::Latency, Access::Grpc) => grpc::latency(engine, dir, workload),
         (Kind::Tags, Access::Grpc) => grpc::tags(engine, dir, workload),
         (Kind::Recovery, Access::Inproc) => recovery::recovery(engine, dir, workload),
