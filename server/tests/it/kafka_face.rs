@@ -124,6 +124,18 @@ async fn api_versions_negotiates_and_bad_frames_close_only_their_connection() {
             "a truncated body",
             request(ApiKey::Metadata, 12, 1, &kafka_protocol::messages::MetadataRequest::default())[..12].to_vec(),
         ),
+        // Array counts that promise more elements than the frame holds: decoding them once reserved that
+        // many elements up front, and the failed allocation aborted the broker (vendor/kafka-protocol).
+        (
+            "a forged array count",
+            // Metadata v0: header v1 (key, version, correlation id, null client id), then topics: i32::MAX.
+            vec![0, 3, 0, 0, 0, 0, 0, 1, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff],
+        ),
+        (
+            "a forged compact array count",
+            // Metadata v12: header v2 (as v1, then no tagged fields), then topics: uvarint 2^32 - 1.
+            vec![0, 3, 0, 12, 0, 0, 0, 1, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, 0x0f],
+        ),
     ] {
         let mut bad = tokio::net::TcpStream::connect(addr).await.unwrap();
         assert!(exchange(&mut bad, &frame).await.is_none(), "{what}: the connection is closed");
