@@ -288,7 +288,11 @@ async fn kafka_admin_creates_describes_trims_and_deletes_topics_on_both_engines(
         new_topic("ka-bad-engine", 1, &[("janus.engine", "innodb")]),
         new_topic("ka-zero", 0, &[]),
         new_topic("ka-replicated", 1, &[]).with_replication_factor(3),
-        new_topic("ka-bad-key", 1, &[("min.insync.replicas", "2")]),
+        new_topic("ka-bad-key", 1, &[("flush.policy", "sometimes")]),
+        // Kafka configs with no effect on one broker are accepted (Kafka Streams sets some of them).
+        new_topic("ka-streams", 1, &[("min.insync.replicas", "2"), ("message.timestamp.type", "CreateTime")]),
+        new_topic("ka-twice", 1, &[]),
+        new_topic("ka-twice", 2, &[]),
     ]);
     let created: CreateTopicsResponse = k.call(ApiKey::CreateTopics, 7, &create_req).await;
     let codes: Vec<(String, i16)> = created.topics.iter().map(|t| (t.name.to_string(), t.error_code)).collect();
@@ -301,13 +305,17 @@ async fn kafka_admin_creates_describes_trims_and_deletes_topics_on_both_engines(
             ("ka-zero".into(), 37),
             ("ka-replicated".into(), 38),
             ("ka-bad-key".into(), 40),
+            ("ka-streams".into(), 0),
+            ("ka-twice".into(), 42),
+            ("ka-twice".into(), 42),
         ]
     );
     assert!(
-        created.topics[5].error_message.as_ref().is_some_and(|m| m.contains("min.insync.replicas")),
+        created.topics[5].error_message.as_ref().is_some_and(|m| m.contains("flush.policy")),
         "{:?}",
         created.topics[5]
     );
+    assert!(client.describe_topic("ka-twice").await.is_err(), "a name given twice creates neither");
     assert_eq!((created.topics[1].num_partitions, created.topics[1].replication_factor), (2, 1));
     assert_eq!(client.describe_topic("ka-cl").await.unwrap().topic.engine, Some(Engine::Commitlog));
     assert_eq!(client.describe_topic("ka-seg").await.unwrap().topic.engine, Some(Engine::Segment));

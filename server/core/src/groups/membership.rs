@@ -169,14 +169,13 @@ impl Core {
         check_name("client id", &req.client_id)?;
         check_instance(req.instance_id.as_deref())?;
         self.session_timeout(Some(req.session_timeout))?;
-        let max = self.coordinator.config().max_session_timeout;
-        if req.rebalance_timeout.is_zero() || req.rebalance_timeout > max {
-            return Err(BrokerError::invalid(format!(
-                "rebalance timeout {} ms is outside 1..={} ms",
-                req.rebalance_timeout.as_millis(),
-                max.as_millis()
-            )));
+        if req.rebalance_timeout.is_zero() {
+            return Err(BrokerError::invalid("the rebalance timeout is 0: give at least 1 ms"));
         }
+        // Kafka does not bound it (it is the consumer's `max.poll.interval.ms`, often an hour or more): the
+        // coordinator waits at most the longest session timeout it allows.
+        let mut req = req;
+        req.rebalance_timeout = req.rebalance_timeout.min(self.coordinator.config().max_session_timeout);
         if req.protocols.len() > MAX_PROTOCOLS {
             return Err(BrokerError::invalid(format!("a member may offer at most {MAX_PROTOCOLS} protocols")));
         }

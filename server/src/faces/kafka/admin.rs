@@ -29,7 +29,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{
     INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, INVALID_REQUEST,
-    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, kafka_error,
+    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, creation_error, kafka_error,
 };
 use super::metadata::NODE_ID;
 
@@ -54,7 +54,37 @@ fn text(s: impl Into<String>) -> StrBytes {
 type Refusal = (i16, String);
 
 fn refused(e: &BrokerError) -> Refusal {
-    (kafka_error(e), e.message().to_string())
+    (creation_error(e), e.message().to_string())
+}
+
+/// Kafka topic configs with no effect on one Janus broker, accepted and not stored, when their value is
+/// one of those listed (any value when none is): replication, tiered storage and timing knobs of Kafka's
+/// own implementation. Kafka Streams and Connect set some of them on the topics they create.
+const IGNORED_CONFIGS: &[(&str, &[&str])] = &[
+    ("min.insync.replicas", &[]),
+    ("unclean.leader.election.enable", &[]),
+    ("leader.replication.throttled.replicas", &[]),
+    ("follower.replication.throttled.replicas", &[]),
+    ("message.downconversion.enable", &[]),
+    ("min.compaction.lag.ms", &[]),
+    ("max.compaction.lag.ms", &[]),
+    ("min.cleanable.dirty.ratio", &[]),
+    ("preallocate", &[]),
+    ("file.delete.delay.ms", &[]),
+    ("segment.jitter.ms", &[]),
+    ("segment.index.bytes", &[]),
+    ("message.timestamp.difference.max.ms", &[]),
+    ("message.timestamp.before.max.ms", &[]),
+    ("message.timestamp.after.max.ms", &[]),
+    // Janus keeps the producer's timestamps and compression, as these values ask.
+    ("message.timestamp.type", &["CreateTime"]),
+    ("compression.type", &["producer"]),
+    ("remote.storage.enable", &["false"]),
+];
+
+/// Whether `key=value` is a Kafka config this broker accepts and ignores (see [`IGNORED_CONFIGS`]).
+fn ignored(key: &str, value: &str) -> bool {
+    IGNORED_CONFIGS.iter().any(|(k, values)| *k == key && (values.is_empty() || values.contains(&value)))
 }
 
 /// What one CreatableTopic asks for, checked.
@@ -99,6 +129,8 @@ fn creation(topic: &CreatableTopic) -> Result<Creation, Refusal> {
             engine = Some(value.parse::<EngineKind>().map_err(|_| {
                 (INVALID_CONFIG, format!("{ENGINE_CONFIG}='{value}': the engine is 'segment' or 'commitlog'"))
             })?);
+        } else if ignored(&c.name, &value) {
+            tracing::info!(topic = %topic.name.0, key = %c.name, %value, "Kafka: CreateTopics config accepted and ignored");
         } else {
             overrides.insert(c.name.to_string(), value);
         }
@@ -109,9 +141,15 @@ fn creation(topic: &CreatableTopic) -> Result<Creation, Refusal> {
 /// CreateTopics: each topic created, or refused with its own error.
 pub async fn create_topics(core: &Core, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
+    let mut named = std::collections::HashMap::new();
+    for t in &req.topics {
+        *named.entry(t.name.0.to_string()).or_insert(0usize) += 1;
+    }
     for topic in req.topics {
         let name = topic.name.0.to_string();
         let created = match creation(&topic) {
+            // As Kafka: a name given twice in one request creates neither.
+            _ if named[&name] > 1 => Err((INVALID_REQUEST, format!("topic '{name}' is named more than once"))),
             Err(refusal) => Err(refusal),
             Ok(_) if req.validate_only && core.topic(&name).is_ok() => {
                 Err((TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")))
@@ -151,14 +189,20 @@ pub async fn create_topics(core: &Core, req: CreateTopicsRequest) -> CreateTopic
 
 /// DeleteTopics: by name (v1-6); a topic named only by id (v6) is unknown here, since Janus topics have no ids.
 pub async fn delete_topics(core: &Core, req: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
-    let names: Vec<Option<TopicName>> = if version >= 6 {
-        req.topics.into_iter().map(|t| t.name).collect()
+    // Each answer starts with the name and (v6) the topic id it was asked by.
+    let asked: Vec<(Option<TopicName>, DeletableTopicResult)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.clone(), DeletableTopicResult::default().with_name(t.name).with_topic_id(t.topic_id)))
+            .collect()
     } else {
-        req.topic_names.into_iter().map(Some).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.clone()), DeletableTopicResult::default().with_name(Some(n))))
+            .collect()
     };
-    let mut responses = Vec::with_capacity(names.len());
-    for name in names {
-        let result = DeletableTopicResult::default().with_name(name.clone());
+    let mut responses = Vec::with_capacity(asked.len());
+    for (name, result) in asked {
         responses.push(match name {
             None => result
                 .with_error_code(UNKNOWN_TOPIC_ID)

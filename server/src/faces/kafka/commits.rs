@@ -6,8 +6,11 @@
 //! generation -1 and no member id (a tool, or a consumer that assigns partitions itself) is accepted while
 //! the group has no members, as Kafka does.
 
-use janus_core::groups::{CommitAs, OffsetCommit};
+use std::collections::HashMap;
+
+use janus_core::groups::{CommitAs, MAX_OFFSET_METADATA_BYTES, OffsetCommit};
 use janus_core::{BrokerError, Core, ErrorCode};
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic;
 use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponsePartition, OffsetCommitResponseTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -19,11 +22,32 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{UNKNOWN_TOPIC_OR_PARTITION, group_error};
+use super::errors::{
+    OFFSET_METADATA_TOO_LARGE, UNKNOWN_MEMBER_ID, UNKNOWN_TOPIC_OR_PARTITION, check_group, group_error,
+};
 
-/// OffsetCommit: per topic one commit in the core; a topic's error is given to each of its partitions.
+/// OffsetCommit: per topic one commit in the core of the partitions that pass the per-partition checks
+/// (a partition the topic does not have, metadata over [`MAX_OFFSET_METADATA_BYTES`]), each refused one with
+/// its own error, as Kafka answers; a topic's error from the core is given to each of its other partitions.
 pub async fn commit(core: &Core, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = req.group_id.0.to_string();
+    let whole = |code: i16, topics: Vec<OffsetCommitRequestTopic>| {
+        let topics = topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t.partitions.iter().map(|p| partition_answer(p.partition_index, code)).collect();
+                OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
+            })
+            .collect();
+        OffsetCommitResponse::default().with_topics(topics)
+    };
+    if let Err(code) = check_group(&group) {
+        return whole(code, req.topics);
+    }
+    // Without a member id only a tool's commit (generation -1) is accepted, as in Kafka.
+    if req.member_id.is_empty() && req.generation_id_or_member_epoch >= 0 {
+        return whole(UNKNOWN_MEMBER_ID, req.topics);
+    }
     let member = (!req.member_id.is_empty()).then(|| CommitAs {
         member_id: req.member_id.to_string(),
         generation: req.generation_id_or_member_epoch,
@@ -31,21 +55,24 @@ pub async fn commit(core: &Core, req: OffsetCommitRequest) -> OffsetCommitRespon
     });
     let mut topics = Vec::with_capacity(req.topics.len());
     for topic in req.topics {
+        let partitions_of_topic = core.topic(&topic.name.0).map(|t| t.partitions).unwrap_or(0);
         let mut answers = Vec::with_capacity(topic.partitions.len());
         let mut entries = Vec::with_capacity(topic.partitions.len());
         for p in &topic.partitions {
-            match u32::try_from(p.partition_index) {
-                Ok(partition) => entries.push(OffsetCommit {
-                    partition,
-                    offset: p.committed_offset,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default(),
-                }),
-                Err(_) => answers.push(partition_answer(p.partition_index, UNKNOWN_TOPIC_OR_PARTITION)),
+            let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            match u32::try_from(p.partition_index).ok().filter(|i| *i < partitions_of_topic) {
+                None => answers.push(partition_answer(p.partition_index, UNKNOWN_TOPIC_OR_PARTITION)),
+                Some(_) if metadata.len() > MAX_OFFSET_METADATA_BYTES => {
+                    answers.push(partition_answer(p.partition_index, OFFSET_METADATA_TOO_LARGE));
+                }
+                Some(partition) => entries.push(OffsetCommit { partition, offset: p.committed_offset, metadata }),
             }
         }
-        let result = core.commit_offsets_with_metadata(&group, &topic.name.0, &entries, member.as_ref()).await;
-        let code = result.err().map_or(0, |e| group_error(&e));
-        answers.extend(entries.iter().map(|e| partition_answer(e.partition as i32, code)));
+        if !entries.is_empty() {
+            let result = core.commit_offsets_with_metadata(&group, &topic.name.0, &entries, member.as_ref()).await;
+            let code = result.err().map_or(0, |e| group_error(&e));
+            answers.extend(entries.iter().map(|e| partition_answer(e.partition as i32, code)));
+        }
         topics.push(OffsetCommitResponseTopic::default().with_name(topic.name).with_partitions(answers));
     }
     OffsetCommitResponse::default().with_topics(topics)
@@ -81,17 +108,23 @@ async fn lookup(
         return Ok(by_topic);
     };
     let mut out = Vec::with_capacity(topics.len());
+    // Each distinct topic is read once, however often the request names it.
+    let mut by_topic: HashMap<String, HashMap<i64, OffsetCommit>> = HashMap::new();
     for (name, partitions) in topics {
-        let committed = match core.committed_offsets_with_metadata(group, &name.0, None).await {
-            Ok(c) => c,
-            // A topic the broker does not have has no committed offsets (Kafka answers -1 without an error).
-            Err(e) if matches!(e.code(), ErrorCode::UnknownTopic) => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        if !by_topic.contains_key(name.0.as_str()) {
+            let committed = match core.committed_offsets_with_metadata(group, &name.0, None).await {
+                Ok(c) => c,
+                // A topic the broker does not have has no committed offsets (Kafka answers -1 without an error).
+                Err(e) if matches!(e.code(), ErrorCode::UnknownTopic) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            by_topic.insert(name.0.to_string(), committed.into_iter().map(|c| (i64::from(c.partition), c)).collect());
+        }
+        let committed = &by_topic[name.0.as_str()];
         let found = partitions
             .into_iter()
             .map(|partition| {
-                let c = committed.iter().find(|c| i64::from(c.partition) == i64::from(partition));
+                let c = committed.get(&i64::from(partition));
                 Found {
                     partition,
                     offset: c.map_or(-1, |c| c.offset),

@@ -33,6 +33,14 @@ pub const MEMBER_ID_REQUIRED: i16 = 79;
 pub const UNKNOWN_TOPIC_ID: i16 = 100;
 /// Kafka's GROUP_ID_NOT_FOUND.
 pub const GROUP_ID_NOT_FOUND: i16 = 69;
+/// Kafka's POLICY_VIOLATION.
+pub const POLICY_VIOLATION: i16 = 44;
+/// Kafka's GROUP_MAX_SIZE_REACHED: the member gives up (not retriable).
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+/// Kafka's OFFSET_METADATA_TOO_LARGE.
+pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+/// Kafka's UNKNOWN_MEMBER_ID.
+pub const UNKNOWN_MEMBER_ID: i16 = 25;
 
 /// Kafka's error code for a core error (what a Kafka client acts on).
 pub fn kafka_error(e: &BrokerError) -> i16 {
@@ -64,12 +72,30 @@ pub fn kafka_error(e: &BrokerError) -> i16 {
     }
 }
 
-/// Kafka's error code for a core error of a group API: as [`kafka_error`], but a refused group name is
-/// INVALID_GROUP_ID and a stopping broker COORDINATOR_NOT_AVAILABLE (the client finds the coordinator again).
+/// Kafka's error code for a core error of a group API: as [`kafka_error`], but a malformed field is
+/// INVALID_REQUEST (a refused group name is checked first, by [`check_group`]), a full group
+/// GROUP_MAX_SIZE_REACHED (the member gives up instead of retrying) and a stopping broker
+/// COORDINATOR_NOT_AVAILABLE (the client finds the coordinator again).
 pub fn group_error(e: &BrokerError) -> i16 {
     match e.code() {
-        ErrorCode::InvalidArgument => INVALID_GROUP_ID,
-        ErrorCode::ShuttingDown | ErrorCode::LimitExceeded => COORDINATOR_NOT_AVAILABLE,
+        ErrorCode::InvalidArgument => INVALID_REQUEST,
+        ErrorCode::LimitExceeded => GROUP_MAX_SIZE_REACHED,
+        ErrorCode::ShuttingDown => COORDINATOR_NOT_AVAILABLE,
+        _ => kafka_error(e),
+    }
+}
+
+/// INVALID_GROUP_ID for a group name the broker cannot have (empty, too long, control characters).
+pub fn check_group(group: &str) -> Result<(), i16> {
+    janus_core::groups::validate_group_name(group).map_err(|_| INVALID_GROUP_ID)
+}
+
+/// Kafka's error code for a core error creating a topic (CreateTopics, or Metadata's auto-creation): a
+/// refused name or request is INVALID_TOPIC_EXCEPTION, a broker limit POLICY_VIOLATION (not retriable).
+pub fn creation_error(e: &BrokerError) -> i16 {
+    match e.code() {
+        ErrorCode::InvalidArgument => INVALID_TOPIC,
+        ErrorCode::LimitExceeded => POLICY_VIOLATION,
         _ => kafka_error(e),
     }
 }

@@ -23,12 +23,15 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::errors::{COORDINATOR_NOT_AVAILABLE, INVALID_REQUEST, MEMBER_ID_REQUIRED, group_error};
+use super::errors::{INVALID_REQUEST, MEMBER_ID_REQUIRED, UNKNOWN_MEMBER_ID, check_group, group_error};
 use super::metadata::NODE_ID;
 use super::{Caller, KafkaContext};
 
 /// FindCoordinator's key type for consumer groups (1 is transactions, not served).
 const GROUP_KEY: i8 = 0;
+/// The longest client id kept for a member (the coordinator's limit on names); a longer one, such as the
+/// Java client's `consumer-<group>-<n>` with a long group id, is cut at a character boundary.
+const MAX_CLIENT_ID_BYTES: usize = janus_core::groups::coordinator::MAX_MEMBER_NAME_LEN;
 /// "Not asked for" in the authorized-operations field.
 const NO_OPERATIONS: i32 = i32::MIN;
 
@@ -53,9 +56,11 @@ pub fn find_coordinator(ctx: &KafkaContext, req: &FindCoordinatorRequest, versio
         let coordinator = Coordinator::default().with_key(key.clone());
         match req.key_type {
             GROUP_KEY => coordinator.with_node_id(BrokerId(NODE_ID)).with_host(text(host)).with_port(*port),
+            // INVALID_REQUEST, not the retriable COORDINATOR_NOT_AVAILABLE: a transactional producer fails at
+            // once and says why instead of retrying until its timeout.
             1 => coordinator
                 .with_node_id(BrokerId(-1))
-                .with_error_code(COORDINATOR_NOT_AVAILABLE)
+                .with_error_code(INVALID_REQUEST)
                 .with_error_message(Some(text("Kafka transactions are not served by this broker"))),
             other => coordinator
                 .with_node_id(BrokerId(-1))
@@ -83,7 +88,7 @@ pub async fn join(core: &Core, caller: &Caller, req: JoinGroupRequest, version: 
         group: req.group_id.0.to_string(),
         member_id: req.member_id.to_string(),
         instance_id: optional_text(req.group_instance_id.as_ref()),
-        client_id: caller.client_id.clone(),
+        client_id: caller.client_id_within(MAX_CLIENT_ID_BYTES),
         client_host: caller.host(),
         protocol_type: req.protocol_type.to_string(),
         protocols: req.protocols.into_iter().map(|p| (p.name.to_string(), p.metadata)).collect(),
@@ -101,6 +106,9 @@ pub async fn join(core: &Core, caller: &Caller, req: JoinGroupRequest, version: 
             .with_member_id(StrBytes::from_string(member_id))
     };
     let asked_member = request.member_id.clone();
+    if let Err(code) = check_group(&request.group) {
+        return failed(code, asked_member);
+    }
     match core.join_group(request).await {
         Ok(JoinOutcome::Joined(joined)) => {
             let members = joined
@@ -137,6 +145,9 @@ pub async fn sync(core: &Core, req: SyncGroupRequest) -> SyncGroupResponse {
         protocol_name: req.protocol_name.map(|s| s.to_string()),
         assignments: req.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
     };
+    if let Err(code) = check_group(&request.group) {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     match core.sync_group(request).await {
         Ok(synced) => SyncGroupResponse::default()
             .with_protocol_type(Some(StrBytes::from_string(synced.protocol_type)))
@@ -157,6 +168,9 @@ pub async fn heartbeat(core: &Core, req: HeartbeatRequest) -> HeartbeatResponse 
 /// with its own error.
 pub async fn leave(core: &Core, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     let group = req.group_id.0.to_string();
+    if let Err(code) = check_group(&group) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     if version < 3 {
         let result = core.leave_group(&group, &req.member_id, None).await;
         return LeaveGroupResponse::default().with_error_code(result.err().map_or(0, |e| group_error(&e)));
@@ -164,21 +178,26 @@ pub async fn leave(core: &Core, req: LeaveGroupRequest, version: i16) -> LeaveGr
     let mut members = Vec::with_capacity(req.members.len());
     for m in req.members {
         let instance = optional_text(m.group_instance_id.as_ref());
-        let result = core.leave_group(&group, &m.member_id, instance.as_deref()).await;
+        let result = if m.member_id.is_empty() && instance.is_none() {
+            Err(UNKNOWN_MEMBER_ID)
+        } else {
+            core.leave_group(&group, &m.member_id, instance.as_deref()).await.map_err(|e| group_error(&e))
+        };
         members.push(
             MemberResponse::default()
                 .with_member_id(m.member_id)
                 .with_group_instance_id(m.group_instance_id)
-                .with_error_code(result.err().map_or(0, |e| group_error(&e))),
+                .with_error_code(result.err().unwrap_or(0)),
         );
     }
     LeaveGroupResponse::default().with_members(members)
 }
 
-/// Kafka's group type for ListGroups v5: classic groups are `classic`; Janus's broker-assigned groups,
-/// like Kafka's KIP-848 groups, `consumer`.
-fn group_type(protocol: &str) -> &'static str {
-    if protocol == "janus" { "consumer" } else { "classic" }
+/// Kafka's group type for ListGroups v5: every group is `classic`. Janus's broker-assigned groups are not
+/// Kafka's KIP-848 `consumer` groups (this face does not serve ConsumerGroupDescribe), so a Kafka admin
+/// client must not take them for those; their protocol type `janus` tells them apart.
+fn group_type(_protocol: &str) -> &'static str {
+    "classic"
 }
 
 /// ListGroups: every group with members or committed offsets, filtered by state (v4) and type (v5).
@@ -207,7 +226,9 @@ pub async fn list(core: &Core, req: &ListGroupsRequest) -> ListGroupsResponse {
 /// broker does not know is `Dead` with no members, as Kafka answers.
 pub async fn describe(core: &Core, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
     let mut groups = Vec::with_capacity(req.groups.len());
-    for group_id in req.groups {
+    let mut seen = std::collections::HashSet::new();
+    // Each distinct group once: a request repeating one id must not buy repeated work.
+    for group_id in req.groups.into_iter().filter(|g| seen.insert(g.0.clone())) {
         let entry = DescribedGroup::default().with_authorized_operations(NO_OPERATIONS);
         groups.push(match core.describe_group(&group_id.0).await {
             Ok(d) => {

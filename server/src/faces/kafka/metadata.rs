@@ -13,7 +13,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 
 use super::KafkaContext;
-use super::errors::{INVALID_TOPIC, UNKNOWN_TOPIC_OR_PARTITION};
+use super::errors::{UNKNOWN_TOPIC_OR_PARTITION, creation_error};
 
 /// This broker's node id.
 pub const NODE_ID: i32 = 0;
@@ -63,8 +63,7 @@ async fn named_topic(core: &Core, name: &str, auto_create: bool) -> MetadataResp
             Ok(t) => topic_entry(&t.name, t.partitions),
             Err(_) => missing_topic(name, UNKNOWN_TOPIC_OR_PARTITION),
         },
-        Err(e) if e.code() == janus_core::ErrorCode::InvalidArgument => missing_topic(name, INVALID_TOPIC),
-        Err(e) => missing_topic(name, super::errors::kafka_error(&e)),
+        Err(e) => missing_topic(name, creation_error(&e)),
     }
 }
 

@@ -63,6 +63,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The client id cut to at most `max` bytes, at a character boundary.
+    pub fn client_id_within(&self, max: usize) -> String {
+        let mut end = self.client_id.len().min(max);
+        while !self.client_id.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.client_id[..end].to_string()
+    }
+
     /// The client host as Kafka's tools show it (`/127.0.0.1`).
     pub fn host(&self) -> String {
         format!("/{}", self.peer.ip())
