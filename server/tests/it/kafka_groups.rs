@@ -253,6 +253,24 @@ async fn classic_groups_over_the_kafka_face_share_the_coordinator_and_offsets_wi
     let refused: OffsetCommitResponse =
         a.call(ApiKey::OffsetCommit, 2, &commit_request("kg", "", -1, "kg-orders", 13, &too_long)).await;
     assert_eq!(commit_error(&refused), 12, "OFFSET_METADATA_TOO_LARGE");
+
+    // A group id no group can have is INVALID_GROUP_ID everywhere; OffsetFetch v1, which has no group-level
+    // error field, gives it on each partition asked for.
+    let fetch_v1 = OffsetFetchRequest::default().with_group_id(GroupId(s(""))).with_topics(Some(vec![
+        offset_fetch_request::OffsetFetchRequestTopic::default()
+            .with_name(TopicName(s("kg-orders")))
+            .with_partition_indexes(vec![0, 1]),
+    ]));
+    let r: OffsetFetchResponse = a.call(ApiKey::OffsetFetch, 1, &fetch_v1).await;
+    let codes: Vec<i16> = r.topics[0].partitions.iter().map(|p| p.error_code).collect();
+    assert_eq!(codes, vec![24, 24], "{r:?}");
+    let r: OffsetFetchResponse = a.call(ApiKey::OffsetFetch, 7, &fetch_v1).await;
+    assert_eq!(r.error_code, 24);
+    let r: DescribeGroupsResponse =
+        a.call(ApiKey::DescribeGroups, 5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(""))])).await;
+    assert_eq!(r.groups[0].error_code, 24);
+    let r: JoinGroupResponse = c.call(ApiKey::JoinGroup, 5, &join_request("", "", "consumer", b"m")).await;
+    assert_eq!(r.error_code, 24);
     broker.shutdown().await.unwrap();
 }
 

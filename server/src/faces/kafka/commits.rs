@@ -90,8 +90,18 @@ struct Found {
     metadata: String,
 }
 
-/// The committed offsets of `group` for `topics` (`None`: every topic it committed on), by topic.
+/// The committed offsets of `group` for `topics` (`None`: every topic it committed on), by topic; or the
+/// Kafka error code of the whole group.
 async fn lookup(
+    core: &Core,
+    group: &str,
+    topics: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Result<Vec<(TopicName, Vec<Found>)>, i16> {
+    check_group(group)?;
+    lookup_checked(core, group, topics).await.map_err(|e| group_error(&e))
+}
+
+async fn lookup_checked(
     core: &Core,
     group: &str,
     topics: Option<Vec<(TopicName, Vec<i32>)>>,
@@ -146,7 +156,10 @@ pub async fn fetch(core: &Core, req: OffsetFetchRequest, version: i16) -> Offset
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let topics = req.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    let topics: Option<Vec<(TopicName, Vec<i32>)>> =
+        req.topics.map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    // v1 has no group-level error code: as Kafka, an error goes to each partition asked for.
+    let asked = if version < 2 { topics.clone().unwrap_or_default() } else { Vec::new() };
     match lookup(core, &req.group_id.0, topics).await {
         Ok(found) => {
             let topics = found
@@ -167,7 +180,25 @@ pub async fn fetch(core: &Core, req: OffsetFetchRequest, version: i16) -> Offset
                 .collect();
             OffsetFetchResponse::default().with_topics(topics)
         }
-        Err(e) => OffsetFetchResponse::default().with_error_code(group_error(&e)),
+        Err(code) if version < 2 => {
+            let topics = asked
+                .into_iter()
+                .map(|(name, partitions)| {
+                    let partitions = partitions
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_error_code(code)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponse::default().with_topics(topics)
+        }
+        Err(code) => OffsetFetchResponse::default().with_error_code(code),
     }
 }
 
@@ -193,6 +224,6 @@ async fn fetch_group(core: &Core, g: OffsetFetchRequestGroup) -> OffsetFetchResp
                 })
                 .collect(),
         ),
-        Err(e) => answer.with_error_code(group_error(&e)),
+        Err(code) => answer.with_error_code(code),
     }
 }

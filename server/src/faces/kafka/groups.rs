@@ -230,6 +230,10 @@ pub async fn describe(core: &Core, req: DescribeGroupsRequest) -> DescribeGroups
     // Each distinct group once: a request repeating one id must not buy repeated work.
     for group_id in req.groups.into_iter().filter(|g| seen.insert(g.0.clone())) {
         let entry = DescribedGroup::default().with_authorized_operations(NO_OPERATIONS);
+        if let Err(code) = check_group(&group_id.0) {
+            groups.push(entry.with_group_id(group_id).with_error_code(code));
+            continue;
+        }
         groups.push(match core.describe_group(&group_id.0).await {
             Ok(d) => {
                 let members = d
