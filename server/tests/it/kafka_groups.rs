@@ -1,8 +1,8 @@
 //! The Kafka face's group and admin APIs with exact requests (a bare connection per member): the classic
 //! protocol on the shared coordinator (MEMBER_ID_REQUIRED from JoinGroup v4 only, the leader's assignment
 //! passed through, a member left out getting zero bytes, fencing, protocol mismatch), offsets and their
-//! metadata shared with the gRPC face, and CreateTopics, DescribeConfigs, DeleteRecords, DeleteTopics and
-//! topic auto-creation.
+//! metadata shared with the gRPC face, CreateTopics, DescribeConfigs, DeleteRecords, DeleteTopics and
+//! topic auto-creation, and how one Produce request's partitions are appended.
 
 use std::collections::BTreeMap;
 
@@ -445,5 +445,56 @@ async fn kafka_admin_creates_describes_trims_and_deletes_topics_on_both_engines(
     let mut k = KafkaConn::connect(broker.kafka_addr().unwrap()).await;
     let no: MetadataResponse = k.call(ApiKey::Metadata, 4, &metadata_for("ka-auto", true)).await;
     assert_eq!(no.topics[0].error_code, 3);
+    broker.shutdown().await.unwrap();
+}
+
+fn one_batch(values: &[&str]) -> Bytes {
+    let records: Vec<janus_codec::NewRecord> = values
+        .iter()
+        .map(|v| janus_codec::NewRecord {
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Vec::new(),
+            timestamp_ms: 1_000,
+        })
+        .collect();
+    janus_codec::RecordBatch::build(&records, janus_codec::Compression::None).unwrap().into_bytes()
+}
+
+fn produce_request(partitions: &[(i32, Bytes)]) -> ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let data = partitions
+        .iter()
+        .map(|(index, batch)| PartitionProduceData::default().with_index(*index).with_records(Some(batch.clone())))
+        .collect();
+    ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![
+        TopicProduceData::default().with_name(TopicName(s("kp-orders"))).with_partition_data(data),
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_produce_request_appends_each_partition_on_its_own_and_a_repeated_one_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(config(dir.path())).await.unwrap();
+    let client = janus_client::Client::connect(&format!("http://{}", broker.grpc_addr())).await.unwrap();
+    for engine in [Engine::Segment, Engine::Commitlog] {
+        let _ = client.delete_topic("kp-orders").await;
+        create(&client, "kp-orders", engine, 3, &[("flush.policy", "sync")]).await;
+        let mut k = KafkaConn::connect(broker.kafka_addr().unwrap()).await;
+        // Three partitions, one the topic lacks: the others are appended, the missing one refused alone.
+        let req = produce_request(&[(0, one_batch(&["a", "b"])), (99, one_batch(&["x"])), (2, one_batch(&["c"]))]);
+        let r: ProduceResponse = k.call(ApiKey::Produce, 9, &req).await;
+        let got: Vec<(i32, i16, i64)> =
+            r.responses[0].partition_responses.iter().map(|p| (p.index, p.error_code, p.base_offset)).collect();
+        assert_eq!(got, vec![(0, 0, 0), (99, 3, -1), (2, 0, 0)], "{engine:?}");
+        // The same partition twice in one request: stored in request order.
+        let req = produce_request(&[(0, one_batch(&["c"])), (0, one_batch(&["d", "e"]))]);
+        let r: ProduceResponse = k.call(ApiKey::Produce, 9, &req).await;
+        let offsets: Vec<i64> = r.responses[0].partition_responses.iter().map(|p| p.base_offset).collect();
+        assert_eq!(offsets, vec![2, 3], "{engine:?}");
+        let d = client.describe_topic("kp-orders").await.unwrap();
+        let ends: Vec<i64> = d.partitions.iter().map(|p| p.log_end_offset).collect();
+        assert_eq!(ends, vec![5, 0, 1], "{engine:?}");
+    }
     broker.shutdown().await.unwrap();
 }
