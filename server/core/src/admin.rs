@@ -20,6 +20,16 @@ pub struct PartitionRange {
     pub log_end: i64,
 }
 
+/// Refuses the names of the broker's own retry and dead-letter topics.
+fn reserved_name(name: &str) -> Result<(), BrokerError> {
+    if name.starts_with('%') {
+        return Err(BrokerError::invalid(format!(
+            "topic names starting with '%' are reserved for the broker's retry and dead-letter topics: '{name}'"
+        )));
+    }
+    Ok(())
+}
+
 impl Core {
     /// Creates a topic on `engine` (`None`: the broker default) with `partitions` (0: the broker default)
     /// and config overrides.
@@ -30,12 +40,21 @@ impl Core {
         partitions: u32,
         overrides: BTreeMap<String, String>,
     ) -> Result<Arc<Topic>, BrokerError> {
-        if name.starts_with('%') {
-            return Err(BrokerError::invalid(format!(
-                "topic names starting with '%' are reserved for the broker's retry and dead-letter topics: '{name}'"
-            )));
-        }
+        reserved_name(&name)?;
         self.blocking(move |r| r.create_topic(&name, engine, partitions, overrides)).await
+    }
+
+    /// Checks a creation as [`Core::create_topic`] would, creating nothing; returns the engine, partitions
+    /// and effective config the topic would get.
+    pub async fn validate_topic(
+        &self,
+        name: String,
+        engine: Option<EngineKind>,
+        partitions: u32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(EngineKind, u32, janus_api::TopicConfig), BrokerError> {
+        reserved_name(&name)?;
+        self.blocking(move |r| r.validate_topic(&name, engine, partitions, overrides)).await
     }
 
     /// Sets config keys of a topic (the others keep their values).

@@ -341,14 +341,25 @@ async fn kafka_admin_creates_describes_trims_and_deletes_topics_on_both_engines(
         .call(ApiKey::CreateTopics, 4, &CreateTopicsRequest::default().with_topics(vec![new_topic("ka-seg", 1, &[])]))
         .await;
     assert_eq!(again.topics[0].error_code, 36, "TOPIC_ALREADY_EXISTS");
-    let dry: CreateTopicsResponse = k
-        .call(
-            ApiKey::CreateTopics,
-            4,
-            &CreateTopicsRequest::default().with_validate_only(true).with_topics(vec![new_topic("ka-dry", 1, &[])]),
-        )
-        .await;
-    assert_eq!(dry.topics[0].error_code, 0);
+    // validate_only runs every check of a creation and answers what the topic would get.
+    let dry_run = CreateTopicsRequest::default().with_validate_only(true).with_topics(vec![
+        new_topic("ka-dry", 2, &[("janus.engine", "commitlog"), ("retention.ms", "60000")]),
+        new_topic("ka-dry-bad", 1, &[("retention.ms", "soon")]),
+        new_topic("ka-seg", 1, &[]),
+        new_topic("bad/name", 1, &[]),
+    ]);
+    let dry: CreateTopicsResponse = k.call(ApiKey::CreateTopics, 5, &dry_run).await;
+    let codes: Vec<i16> = dry.topics.iter().map(|t| t.error_code).collect();
+    assert_eq!(codes, vec![0, 40, 36, 17], "{dry:?}");
+    assert_eq!(dry.topics[0].num_partitions, 2);
+    let configs = dry.topics[0].configs.as_ref().expect("v5 answers the configs");
+    let value = |key: &str| {
+        configs.iter().find(|c| c.name.as_str() == key).and_then(|c| c.value.as_ref()).map(|v| v.to_string())
+    };
+    assert_eq!(
+        (value("janus.engine").as_deref(), value("retention.ms").as_deref()),
+        (Some("commitlog"), Some("60000"))
+    );
     assert!(client.describe_topic("ka-dry").await.is_err(), "validate_only creates nothing");
 
     // Every config with its source; the engine is read-only.

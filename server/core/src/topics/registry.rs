@@ -251,15 +251,32 @@ impl Registry {
         Ok(config)
     }
 
-    /// Creates a topic on `engine` (`None`: the broker default) with `partitions` (0: the broker default)
-    /// and config overrides (`partitions` may also be given there).
-    pub fn create_topic(
+    /// Checks what [`Registry::create_topic`] would check, without creating anything: the name, the engine's
+    /// config keys and values, the partition count and budget, and that no topic has the name. Returns the
+    /// engine, partitions and effective config the topic would get (Kafka's CreateTopics `validate_only`).
+    pub fn validate_topic(
+        &self,
+        name: &str,
+        engine: Option<EngineKind>,
+        partitions: u32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(EngineKind, u32, TopicConfig), BrokerError> {
+        let (kind, partitions, _, config) = self.checked_creation(name, engine, partitions, overrides)?;
+        if self.read_topics().contains_key(name) {
+            return Err(BrokerError::new(ErrorCode::TopicExists, format!("topic '{name}' already exists")));
+        }
+        self.check_partition_budget(name, partitions)?;
+        Ok((kind, partitions, config))
+    }
+
+    /// The checks of a creation that need no lock: name, partitions, config.
+    fn checked_creation(
         &self,
         name: &str,
         engine: Option<EngineKind>,
         partitions: u32,
         mut overrides: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, BrokerError> {
+    ) -> Result<(EngineKind, u32, BTreeMap<String, String>, TopicConfig), BrokerError> {
         validate_topic_name(name).map_err(|e| BrokerError::invalid(e.to_string()))?;
         let kind = engine.unwrap_or(self.default_engine);
         let mut partitions = partitions;
@@ -287,6 +304,19 @@ impl Registry {
             ));
         }
         let config = self.effective(kind, &overrides)?;
+        Ok((kind, partitions, overrides, config))
+    }
+
+    /// Creates a topic on `engine` (`None`: the broker default) with `partitions` (0: the broker default)
+    /// and config overrides (`partitions` may also be given there).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        engine: Option<EngineKind>,
+        partitions: u32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, BrokerError> {
+        let (kind, partitions, overrides, config) = self.checked_creation(name, engine, partitions, overrides)?;
         let _admin = sync::lock(&self.admin);
         if self.read_topics().contains_key(name) {
             return Err(BrokerError::new(ErrorCode::TopicExists, format!("topic '{name}' already exists")));

@@ -4,8 +4,9 @@
 //! - **CreateTopics:** the engine is the topic config `janus.engine` (`segment` or `commitlog`; the broker
 //!   default when absent); every other config is a topic config as `janus topic create --config` takes it.
 //!   With one broker, the replication factor must be 1 (or -1, the default), and manual assignments may
-//!   only name this broker. `validate_only` checks what can be checked without creating (name, engine,
-//!   partitions, replication, existence).
+//!   only name this broker. `validate_only` runs every check of a creation (name, engine, config keys and
+//!   values, partitions and their budget, replication, existence) and answers the configs the topic would
+//!   get, creating nothing.
 //! - **DescribeConfigs:** every topic config with its value and source: set on the topic
 //!   (DYNAMIC_TOPIC_CONFIG), the broker's `[topic_defaults]` (STATIC_BROKER_CONFIG) or built in
 //!   (DEFAULT_CONFIG); `janus.engine` is read-only. The broker resource has no describable configs yet.
@@ -29,7 +30,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::errors::{
     INVALID_CONFIG, INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, INVALID_REPLICATION_FACTOR, INVALID_REQUEST,
-    TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, creation_error, kafka_error,
+    UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, creation_error, kafka_error,
 };
 use super::metadata::NODE_ID;
 
@@ -151,10 +152,13 @@ pub async fn create_topics(core: &Core, req: CreateTopicsRequest) -> CreateTopic
             // As Kafka: a name given twice in one request creates neither.
             _ if named[&name] > 1 => Err((INVALID_REQUEST, format!("topic '{name}' is named more than once"))),
             Err(refusal) => Err(refusal),
-            Ok(_) if req.validate_only && core.topic(&name).is_ok() => {
-                Err((TOPIC_ALREADY_EXISTS, format!("topic '{name}' already exists")))
+            Ok(c) if req.validate_only => {
+                let overrides = c.overrides.clone();
+                match core.validate_topic(name.clone(), c.engine, c.partitions, c.overrides).await {
+                    Ok((engine, partitions, config)) => Ok((partitions, configs_of(engine, &overrides, &config))),
+                    Err(e) => Err(refused(&e)),
+                }
             }
-            Ok(c) if req.validate_only => Ok((c.partitions, Vec::new())),
             Ok(c) => match core.create_topic(name.clone(), c.engine, c.partitions, c.overrides).await {
                 Ok(t) => Ok((t.partitions, topic_configs(&t))),
                 Err(e) => Err(refused(&e)),
@@ -219,17 +223,26 @@ pub async fn delete_topics(core: &Core, req: DeleteTopicsRequest, version: i16) 
 /// A topic's configs as DescribeConfigs lists them.
 fn topic_configs(topic: &janus_core::topics::Topic) -> Vec<DescribeConfigsResourceResult> {
     let settings = topic.settings();
+    configs_of(topic.engine, &settings.overrides, &settings.config)
+}
+
+/// The configs of a topic on `engine` with `overrides` and the effective `config`, with their sources.
+fn configs_of(
+    engine: EngineKind,
+    overrides: &BTreeMap<String, String>,
+    config: &TopicConfig,
+) -> Vec<DescribeConfigsResourceResult> {
     let built_in: BTreeMap<&str, String> = TopicConfig::default().to_pairs().into_iter().collect();
     let mut out = vec![
         DescribeConfigsResourceResult::default()
             .with_name(text(ENGINE_CONFIG))
-            .with_value(Some(text(topic.engine.as_str())))
+            .with_value(Some(text(engine.as_str())))
             .with_read_only(true)
             .with_config_source(DYNAMIC_TOPIC_CONFIG)
             .with_config_type(STRING_TYPE),
     ];
-    for (key, value) in settings.config.to_pairs() {
-        let source = if settings.overrides.contains_key(key) {
+    for (key, value) in config.to_pairs() {
+        let source = if overrides.contains_key(key) {
             DYNAMIC_TOPIC_CONFIG
         } else if built_in.get(key) == Some(&value) {
             DEFAULT_CONFIG
