@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::e2e_common::{config, create};
+use crate::kafka_face::stored_batches;
 
 /// The engines every scenario runs on, with the short name topics carry.
 const ENGINES: [(Engine, &str); 2] = [(Engine::Segment, "seg"), (Engine::Commitlog, "cl")];
@@ -354,7 +355,7 @@ async fn every_client_produces_with_every_codec_and_consumes_back_in_order() {
 async fn stored_codecs(client: &Client, topic: &str, partitions: u32) -> BTreeSet<i16> {
     let mut seen = BTreeSet::new();
     for partition in 0..partitions {
-        seen.extend(stored_headers(client, topic, partition).await.iter().map(|h| h.attributes & 7));
+        seen.extend(stored_batches(client, topic, partition).await.iter().map(|h| h.attributes & 7));
     }
     seen
 }
@@ -544,7 +545,7 @@ async fn every_idempotent_producer_survives_a_cut_connection_without_duplicates(
         );
         let duplicates = duplicates_refused(broker.metrics_addr(), &topic).await;
         assert!(duplicates >= 1, "{}: the batch whose answer was cut came again and was recognised", out.what);
-        let headers = stored_headers(&client, &topic, 0).await;
+        let headers = stored_batches(&client, &topic, 0).await;
         assert!(
             headers.iter().all(|h| h.producer_id >= 0),
             "{}: every batch from the idempotent producer: {headers:?}",
@@ -560,22 +561,6 @@ async fn duplicates_refused(metrics: SocketAddr, topic: &str) -> u64 {
     let text = crate::common::scrape(metrics).await;
     let series = format!("janus_producer_duplicates_total{{topic=\"{topic}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&series)).map_or(0, |v| v.trim().parse().unwrap())
-}
-
-/// The headers of the batches stored in `partition` of `topic`, read through the gRPC face.
-async fn stored_headers(client: &Client, topic: &str, partition: u32) -> Vec<janus_codec::batch::BatchHeader> {
-    let raw = client
-        .fetch(v1::FetchRequest {
-            topic: topic.into(),
-            partition,
-            offset: 0,
-            max_bytes: 4 << 20,
-            format: v1::RecordFormat::Batches as i32,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    janus_codec::batch::split_batches(&raw.record_batches).map(|b| b.unwrap().0).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

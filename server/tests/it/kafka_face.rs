@@ -171,15 +171,19 @@ fn kcat_with_input(addr: std::net::SocketAddr, args: &[&str], stdin: &str) -> St
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The headers of the batches stored in partition 0 of `topic`, read through the gRPC face.
-async fn stored_batches(client: &janus_client::Client, topic: &str) -> Vec<janus_codec::batch::BatchHeader> {
+/// The headers of the batches stored in `partition` of `topic`, read through the gRPC face (at most 4 MiB).
+pub(crate) async fn stored_batches(
+    client: &janus_client::Client,
+    topic: &str,
+    partition: u32,
+) -> Vec<janus_codec::batch::BatchHeader> {
     use janus_client::proto as v1;
     let raw = client
         .fetch(v1::FetchRequest {
             topic: topic.into(),
-            partition: 0,
+            partition,
             offset: 0,
-            max_bytes: 1 << 20,
+            max_bytes: 4 << 20,
             format: v1::RecordFormat::Batches as i32,
             ..Default::default()
         })
@@ -237,7 +241,8 @@ async fn kcat_produces_with_every_codec_and_consumes_on_both_engines() {
         assert_eq!(tail.lines().count(), expected.len() - 25, "{topic}");
         if engine == Engine::Segment {
             // Stored byte-exact: each codec's batch comes back compressed with it.
-            let codecs_seen: Vec<i16> = stored_batches(&client, topic).await.iter().map(|h| h.attributes & 7).collect();
+            let codecs_seen: Vec<i16> =
+                stored_batches(&client, topic, 0).await.iter().map(|h| h.attributes & 7).collect();
             // (librdkafka compresses with lz4 only when the broker serves FindCoordinator: its feature map
             // ties LZ4 to it.)
             for (codec, bits) in &codecs {
@@ -259,7 +264,7 @@ async fn kcat_with_an_idempotent_producer_gets_a_producer_id_and_its_batches_car
         let input: String = (0..50).map(|i| format!("m{i}\n")).collect();
         let args = ["-P", "-t", topic, "-p", "0", "-X", "enable.idempotence=true", "-X", "linger.ms=20"];
         tokio::task::spawn_blocking(move || kcat_with_input(addr, &args, &input)).await.unwrap();
-        let headers = stored_batches(&client, topic).await;
+        let headers = stored_batches(&client, topic, 0).await;
         let records: i32 = headers.iter().map(|h| h.records_count).sum();
         assert_eq!(records, 50, "{topic}: every message once");
         assert!(headers.iter().all(|h| h.producer_id >= 1 && h.producer_epoch == 0), "{topic}: {headers:?}");

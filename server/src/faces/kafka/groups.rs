@@ -193,12 +193,10 @@ pub async fn leave(core: &Core, req: LeaveGroupRequest, version: i16) -> LeaveGr
     LeaveGroupResponse::default().with_members(members)
 }
 
-/// Kafka's group type for ListGroups v5: every group is `classic`. Janus's broker-assigned groups are not
-/// Kafka's KIP-848 `consumer` groups (this face does not serve ConsumerGroupDescribe), so a Kafka admin
-/// client must not take them for those; their protocol type `janus` tells them apart.
-fn group_type(_protocol: &str) -> &'static str {
-    "classic"
-}
+/// Kafka's group type for ListGroups v5, the same for every group: `classic`. Janus's broker-assigned
+/// groups are not Kafka's KIP-848 `consumer` groups (this face does not serve ConsumerGroupDescribe), so a
+/// Kafka admin client must not take them for those; their protocol type `janus` tells them apart.
+const GROUP_TYPE: &str = "classic";
 
 /// ListGroups: every group with members or committed offsets, filtered by state (v4) and type (v5).
 pub async fn list(core: &Core, req: &ListGroupsRequest) -> ListGroupsResponse {
@@ -210,13 +208,13 @@ pub async fn list(core: &Core, req: &ListGroupsRequest) -> ListGroupsResponse {
         |filter: &[StrBytes], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
     let groups = listings
         .into_iter()
-        .filter(|l| wanted(&req.states_filter, l.state.name()) && wanted(&req.types_filter, group_type(&l.protocol)))
+        .filter(|l| wanted(&req.states_filter, l.state.name()) && wanted(&req.types_filter, GROUP_TYPE))
         .map(|l| {
             ListedGroup::default()
                 .with_group_id(GroupId(StrBytes::from_string(l.group)))
                 .with_protocol_type(StrBytes::from_string(l.protocol_type))
                 .with_group_state(text(l.state.name()))
-                .with_group_type(text(group_type(&l.protocol)))
+                .with_group_type(text(GROUP_TYPE))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)
